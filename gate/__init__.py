@@ -1,0 +1,27 @@
+"""gate: a reverse-proxy gate and machine token endpoint for internal HTTP APIs."""
+
+from gate.app import GateApp, create_app
+from gate.errors import (
+    BearerError,
+    ConfigError,
+    ConfigProblem,
+    GateError,
+    KeySourceError,
+    OAuthError,
+    UpstreamError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BearerError",
+    "ConfigError",
+    "ConfigProblem",
+    "GateApp",
+    "GateError",
+    "KeySourceError",
+    "OAuthError",
+    "UpstreamError",
+    "__version__",
+    "create_app",
+]

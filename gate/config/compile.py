@@ -1,0 +1,202 @@
+"""Turn a config file into a ``Snapshot``: load, validate, cross-check, compile."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gate.config.loader import LoadedYaml, format_path, load_yaml
+from gate.config.model import GateConfig
+from gate.config.snapshot import Client, Snapshot
+from gate.errors import ConfigError, ConfigProblem
+from gate.keys.signing import Keyring, SigningKey, UnsupportedKeyError, algorithm_for, load_private_key
+from gate.proxy.routes import Route, RouteTable
+from gate.tokens.issuer import TokenIssuer
+from gate.tokens.verifier import TokenVerifier
+
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+class _Problems:
+    """Collects problems with their lines, so every one is reported at once."""
+
+    def __init__(self, loaded: LoadedYaml) -> None:
+        self.loaded = loaded
+        self.items: list[ConfigProblem] = []
+
+    def add(self, path: Sequence[str | int], message: str) -> None:
+        self.items.append(ConfigProblem(format_path(path), self.loaded.line_of(path), message))
+
+
+def load_snapshot(path: Path, environ: Mapping[str, str] | None = None) -> Snapshot:
+    """Read, validate and compile the config file at ``path``.
+
+    Raises ``ConfigError`` listing every problem found.
+    """
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(source, [ConfigProblem("", None, f"cannot read the file: {error.strerror}")]) from None
+
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(source, [ConfigProblem("", None, f"the file is larger than {MAX_CONFIG_BYTES} bytes")])
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(source, [ConfigProblem("", None, f"the file is not valid UTF-8 ({error.reason})")]) from None
+
+    loaded = load_yaml(text, source, environ)
+    config = validate(loaded, source)
+    version = hashlib.sha256(raw).hexdigest()[:16]
+    return compile_config(config, loaded, source=source, base_dir=path.parent, version=version)
+
+
+def validate(loaded: LoadedYaml, source: str) -> GateConfig:
+    """Check ``loaded`` against the schema, reporting every error with its line."""
+    try:
+        return GateConfig.model_validate(loaded.data)
+    except ValidationError as error:
+        problems = _Problems(loaded)
+        for detail in error.errors(include_input=False, include_url=False):
+            location = [part for part in detail["loc"] if isinstance(part, str | int)]
+            problems.add(location, _describe(detail["type"], detail["msg"]))
+        raise ConfigError(source, problems.items) from None
+
+
+def _describe(error_type: str, message: str) -> str:
+    if error_type == "missing":
+        return "required key is missing"
+    if error_type == "extra_forbidden":
+        return "unknown key"
+    return message.removeprefix("Value error, ")
+
+
+def compile_config(config: GateConfig, loaded: LoadedYaml, *, source: str, base_dir: Path, version: str) -> Snapshot:
+    """Cross-check ``config`` and build the snapshot it describes."""
+    problems = _Problems(loaded)
+
+    keyring = _compile_keyring(config, base_dir, problems)
+    service_accounts = _compile_service_accounts(config, problems)
+    clients = _compile_clients(config, service_accounts, problems)
+    routes = _compile_routes(config, problems)
+
+    if problems.items or keyring is None:
+        raise ConfigError(source, problems.items)
+
+    verifier = TokenVerifier(
+        config.issuer, keyring, leeway=config.tokens.leeway, cache_size=config.tokens.verified_cache_size
+    )
+    return Snapshot(
+        config=config,
+        source=source,
+        version=version,
+        loaded_at=time.time(),
+        keyring=keyring,
+        issuer=TokenIssuer(config.issuer, keyring),
+        verifier=verifier,
+        clients=clients,
+        service_accounts=service_accounts,
+        routes=routes,
+    )
+
+
+def _compile_keyring(config: GateConfig, base_dir: Path, problems: _Problems) -> Keyring | None:
+    keys: list[SigningKey] = []
+    seen: set[str] = set()
+
+    for index, entry in enumerate(config.signing_keys):
+        path = ("signing_keys", index)
+        if entry.kid in seen:
+            problems.add((*path, "kid"), f"duplicate kid {entry.kid!r}")
+        seen.add(entry.kid)
+
+        key_path = base_dir / entry.private_key_file
+        try:
+            private_key = load_private_key(key_path)
+            algorithm = algorithm_for(private_key)
+        except OSError as error:
+            problems.add((*path, "private_key_file"), f"cannot read {key_path}: {error.strerror}")
+            continue
+        except (ValueError, TypeError, UnsupportedKeyError) as error:
+            problems.add(
+                (*path, "private_key_file"), f"{key_path} is not a usable unencrypted PEM private key: {error}"
+            )
+            continue
+
+        keys.append(SigningKey(entry.kid, algorithm, private_key, entry.status == "active"))
+
+    active = [entry for entry in config.signing_keys if entry.status == "active"]
+    if len(active) != 1:
+        problems.add(("signing_keys",), f"expected exactly one key with status 'active', found {len(active)}")
+        return None
+
+    if len(keys) != len(config.signing_keys):
+        return None
+    return Keyring(keys)
+
+
+def _compile_service_accounts(config: GateConfig, problems: _Problems) -> dict[str, tuple[str, ...]]:
+    accounts: dict[str, tuple[str, ...]] = {}
+
+    for index, account in enumerate(config.service_accounts):
+        if account.username in accounts:
+            problems.add(("service_accounts", index, "username"), f"duplicate username {account.username!r}")
+        accounts[account.username] = tuple(account.token_hashes)
+
+    return accounts
+
+
+def _compile_clients(
+    config: GateConfig, service_accounts: Mapping[str, tuple[str, ...]], problems: _Problems
+) -> dict[str, Client]:
+    clients: dict[str, Client] = {}
+
+    for index, entry in enumerate(config.clients):
+        path = ("clients", index)
+        if entry.client_id in clients:
+            problems.add((*path, "client_id"), f"duplicate client_id {entry.client_id!r}")
+
+        for account_index, username in enumerate(entry.service_accounts):
+            if username not in service_accounts:
+                problems.add((*path, "service_accounts", account_index), f"no service account named {username!r}")
+
+        clients[entry.client_id] = Client(
+            client_id=entry.client_id,
+            service_accounts=frozenset(entry.service_accounts),
+            audience=tuple(entry.audience),
+            scopes=frozenset(entry.scopes),
+            token_lifetime=entry.token_lifetime,
+        )
+
+    return clients
+
+
+def _compile_routes(config: GateConfig, problems: _Problems) -> RouteTable:
+    routes: list[Route] = []
+    seen: set[str] = set()
+
+    for index, entry in enumerate(config.routes):
+        path = ("routes", index)
+        if entry.id in seen:
+            problems.add((*path, "id"), f"duplicate route id {entry.id!r}")
+        seen.add(entry.id)
+
+        routes.append(
+            Route(
+                id=entry.id,
+                path_prefix=entry.path_prefix,
+                upstream=entry.upstream,
+                strip_prefix=entry.strip_prefix,
+                mode=entry.auth.mode,
+                audience=frozenset(entry.auth.audience),
+                forward_authorization=entry.forward_authorization,
+            )
+        )
+
+    return RouteTable(routes)
