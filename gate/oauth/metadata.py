@@ -1,0 +1,50 @@
+"""Discovery documents (RFC 8414, OpenID Connect Discovery) and the JWKS."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gate.config.snapshot import Snapshot, SnapshotHolder
+
+JWKS_PATH = "/.well-known/jwks.json"
+OPENID_CONFIGURATION_PATH = "/.well-known/openid-configuration"
+AUTHORIZATION_SERVER_PATH = "/.well-known/oauth-authorization-server"
+JWKS_MAX_AGE = 300
+
+
+def server_metadata(snapshot: Snapshot) -> dict[str, Any]:
+    """Return the authorization server metadata of ``snapshot``'s issuer."""
+    base = snapshot.config.issuer.rstrip("/")
+    return {
+        "issuer": snapshot.config.issuer,
+        "token_endpoint": base + snapshot.config.token_path,
+        "jwks_uri": base + JWKS_PATH,
+        "grant_types_supported": ["client_credentials", "password"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post"],
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": sorted({key.algorithm for key in snapshot.keyring.keys.values()}),
+        "scopes_supported": sorted({scope for client in snapshot.clients.values() for scope in client.scopes}),
+    }
+
+
+class MetadataEndpoints:
+    """Starlette endpoints for the discovery documents and the JWKS."""
+
+    def __init__(self, holder: SnapshotHolder) -> None:
+        self.holder = holder
+
+    async def metadata(self, request: Request) -> Response:
+        body = json.dumps(server_metadata(self.holder.current), separators=(",", ":"))
+        return Response(body, media_type="application/json", headers={"Cache-Control": "max-age=300"})
+
+    async def jwks(self, request: Request) -> Response:
+        return Response(
+            self.holder.current.keyring.jwks_bytes,
+            media_type="application/jwk-set+json",
+            headers={"Cache-Control": f"max-age={JWKS_MAX_AGE}"},
+        )
