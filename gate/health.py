@@ -1,0 +1,49 @@
+"""Liveness and readiness endpoints."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import jwt
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gate.config.snapshot import Snapshot, SnapshotHolder
+
+logger = logging.getLogger(__name__)
+
+
+def signing_key_usable(snapshot: Snapshot) -> bool:
+    """Sign and verify a throwaway token with the active key."""
+    key = snapshot.keyring.active
+    try:
+        probe = jwt.encode({"probe": True}, key.private_key, algorithm=key.algorithm)
+        jwt.decode(probe, key.public_key, algorithms=[key.algorithm])
+    except (jwt.PyJWTError, ValueError, TypeError) as error:
+        logger.error(
+            "active signing key failed its probe",
+            extra={"event": "signing_key_probe", "kid": key.kid, "error": str(error)},
+        )
+        return False
+    return True
+
+
+class HealthEndpoints:
+    """``/healthz`` says the process runs; ``/readyz`` says it can serve."""
+
+    def __init__(self, holder: SnapshotHolder) -> None:
+        self.holder = holder
+
+    async def healthz(self, request: Request) -> Response:
+        return Response('{"status":"ok"}', media_type="application/json")
+
+    async def readyz(self, request: Request) -> Response:
+        snapshot = self.holder.current
+        key_ok = signing_key_usable(snapshot)
+        body = {
+            "status": "ready" if key_ok else "not_ready",
+            "config": {"source": snapshot.source, "version": snapshot.version, "loaded_at": snapshot.loaded_at},
+            "signing_key": {"kid": snapshot.keyring.active.kid, "usable": key_ok},
+        }
+        return Response(json.dumps(body), status_code=200 if key_ok else 503, media_type="application/json")
