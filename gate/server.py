@@ -1,0 +1,54 @@
+"""Running the gate app under uvicorn."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import uvicorn
+
+from gate.app import GateApp
+
+
+class PortInUseError(OSError):
+    """The address gate should listen on is taken."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise ``PortInUseError`` if ``host:port`` cannot be bound now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise PortInUseError(f"{host}:{port} is already in use") from None
+            raise
+
+
+def uvicorn_server(app: GateApp, host: str, port: int) -> uvicorn.Server:
+    """Build a uvicorn server for ``app``.
+
+    uvicorn's own proxy-header handling is off: it would trust
+    ``X-Forwarded-For`` from 127.0.0.1 and rewrite the client address before
+    gate sees it. Access logging is off because gate logs one decision line
+    per request.
+    """
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        proxy_headers=False,
+        server_header=False,
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+    )
+    return uvicorn.Server(config)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a port on ``host`` that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
