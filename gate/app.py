@@ -26,6 +26,7 @@ from gate.oauth.metadata import (
 )
 from gate.proxy.forward import Forwarder
 from gate.proxy.handler import ProxyHandler
+from gate.state import MemoryState, SharedState
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +34,11 @@ logger = logging.getLogger(__name__)
 class GateApp:
     """The ASGI app that ``gate serve`` runs under uvicorn."""
 
-    def __init__(self, holder: SnapshotHolder) -> None:
+    def __init__(self, holder: SnapshotHolder, state: SharedState | None = None) -> None:
         self.holder = holder
+        self.state: SharedState = state or MemoryState()
         self.forwarder = Forwarder(holder.current.config.upstream_client)
-        self.proxy = ProxyHandler(holder, self.forwarder)
+        self.proxy = ProxyHandler(holder, self.forwarder, self.state)
 
         metadata = MetadataEndpoints(holder)
         health = HealthEndpoints(holder)
@@ -47,7 +49,7 @@ class GateApp:
             "/healthz": request_response(health.healthz),
             "/readyz": request_response(health.readyz),
         }
-        self._token_endpoint = request_response(TokenEndpoint(holder))
+        self._token_endpoint = request_response(TokenEndpoint(holder, self.state))
 
     def endpoint_for(self, snapshot: Snapshot, path: str) -> ASGIApp | None:
         """Return gate's own endpoint at ``path``, or ``None`` for the proxy."""
@@ -71,7 +73,7 @@ class GateApp:
             if message["type"] == "lifespan.startup":
                 await self._run_hook(self.forwarder.start, "startup", send)
             elif message["type"] == "lifespan.shutdown":
-                await self._run_hook(self.forwarder.close, "shutdown", send)
+                await self._run_hook(self._shutdown, "shutdown", send)
                 return
 
     async def _run_hook(self, hook: Callable, phase: str, send: Send) -> None:
@@ -82,6 +84,10 @@ class GateApp:
             await send({"type": f"lifespan.{phase}.failed", "message": str(error)})
             return
         await send({"type": f"lifespan.{phase}.complete"})
+
+    async def _shutdown(self) -> None:
+        await self.forwarder.close()
+        await self.state.close()
 
 
 def create_app(snapshot: Snapshot) -> GateApp:

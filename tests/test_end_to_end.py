@@ -197,3 +197,24 @@ def test_discovery_documents(gate: GateSetup, path: str) -> None:
     assert "client_credentials" in document["grant_types_supported"]
     assert "password" in document["grant_types_supported"]
     assert document["token_endpoint_auth_methods_supported"]
+
+
+def test_shared_state_memory_semantics() -> None:
+    import asyncio
+
+    from gate.state import MemoryState
+
+    async def scenario() -> tuple[bool, bool, bool, list[bool]]:
+        state = MemoryState()
+        first = await state.add_if_absent("jti:a", ttl=60)
+        second = await state.add_if_absent("jti:a", ttl=60)
+        known = await state.contains("jti:a")
+        hits = [(await state.hit("ip:1", window=60, limit=2)).allowed for _ in range(3)]
+        return first, second, known, hits
+
+    first, second, known, hits = asyncio.run(scenario())
+
+    assert first is True
+    assert second is False
+    assert known is True
+    assert hits == [True, True, False]

@@ -19,6 +19,7 @@ from gate.errors import OAuthError
 from gate.oauth.app_tokens import app_token_matches
 from gate.oauth.form import invalid_request, read_form
 from gate.oauth.responses import error_response, json_response
+from gate.state import SharedState
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,9 @@ MAX_PARAMETER_LENGTH = 4096
 class TokenEndpoint:
     """Starlette endpoint for ``POST {token_path}``."""
 
-    def __init__(self, holder: SnapshotHolder) -> None:
+    def __init__(self, holder: SnapshotHolder, state: SharedState) -> None:
         self.holder = holder
+        self.state = state
 
     async def __call__(self, request: Request) -> Response:
         snapshot = self.holder.current

@@ -22,6 +22,7 @@ from gate.proxy.forward import Forwarder
 from gate.proxy.headers import IdentityHeaders, upstream_request_headers
 from gate.proxy.paths import PathError, normalise_path
 from gate.proxy.routes import Route
+from gate.state import SharedState
 from gate.tokens.verifier import VerifiedToken
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,9 @@ class _Decision:
 class ProxyHandler:
     """Pass requests that meet their route's checks to the route's upstream."""
 
-    def __init__(self, holder: SnapshotHolder, forwarder: Forwarder) -> None:
+    def __init__(self, holder: SnapshotHolder, forwarder: Forwarder, state: SharedState) -> None:
         self.holder = holder
+        self.state = state
         self.forwarder = forwarder
         self._identity_for: dict[int, IdentityHeaders] = {}
 
@@ -79,7 +81,7 @@ class ProxyHandler:
             return
         decision.route_id = route.id
 
-        token = self._authenticate(snapshot, route, scope, decision)
+        token = await self._authenticate(snapshot, route, scope, decision)
         headers = self._upstream_headers(snapshot, route, scope, token, decision)
 
         decision.granted = True
@@ -101,13 +103,13 @@ class ProxyHandler:
             return None
         return path
 
-    def _authenticate(
+    async def _authenticate(
         self, snapshot: Snapshot, route: Route, scope: Scope, decision: _Decision
     ) -> VerifiedToken | None:
         if route.mode == "public":
             return None
 
-        token = snapshot.verifier.verify(bearer_token(scope["headers"]))
+        token = await snapshot.verifier.verify(bearer_token(scope["headers"]))
         decision.subject = token.subject
         decision.issuer = token.issuer
         authorize(route, token)

@@ -64,8 +64,12 @@ class TokenVerifier:
             TLRUCache(maxsize=cache_size, ttu=_expiry_of, timer=time.time) if cache_size else None
         )
 
-    def verify(self, token: str) -> VerifiedToken:
-        """Return the verified claims of ``token`` or raise ``BearerError``."""
+    async def verify(self, token: str) -> VerifiedToken:
+        """Return the verified claims of ``token`` or raise ``BearerError``.
+
+        A coroutine because verifying a token of a trusted issuer can need a
+        key set fetch; gate's own keys are always at hand.
+        """
         cached = self.cache.get(token) if self.cache is not None else None
         if cached is not None and cached.kid in self.keyring.keys:
             return cached
