@@ -179,7 +179,11 @@ def test_invalid_file_keeps_old_config(live: LiveGate) -> None:
     typo_line = next(number for number, line in enumerate(broken.splitlines(), 1) if "upstreem:" in line)
     assert readyz["status"] == "ready"
     assert readyz["config"]["version"] == old_version
-    assert {"path": "routes[0].upstreem", "line": typo_line, "message": "unknown key. Did you mean 'upstream'?"} in errors
+    assert {
+        "path": "routes[0].upstreem",
+        "line": typo_line,
+        "message": "unknown key. Did you mean 'upstream'?",
+    } in errors
     assert metrics.REGISTRY.get_sample_value("gate_config_reloads_total", {"result": "failure"}) == failures_before + 1
     assert metrics.REGISTRY.get_sample_value("gate_config_last_reload_successful") == 0
     assert httpx.get(live.url + "/public/x").status_code == 200
