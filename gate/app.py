@@ -132,7 +132,7 @@ def create_app(snapshot: Snapshot, *, watch: bool = False, sighup: bool = False)
     """Build the gate app serving ``snapshot``.
 
     With ``watch`` the app reloads its config file when it or a file it
-    references changes; with ``sighup`` it reloads on ``SIGHUP``, which works
+    references changes. With ``sighup`` it reloads on ``SIGHUP``, which works
     only when the app's event loop runs in the main thread.
     """
     holder = SnapshotHolder(snapshot)

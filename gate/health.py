@@ -44,7 +44,7 @@ def key_source_health(snapshot: Snapshot) -> Any:
 
 
 class HealthEndpoints:
-    """``/healthz`` says the process runs; ``/readyz`` says it can serve, and with which config.
+    """``/healthz`` reports that the process runs, ``/readyz`` that it can serve and with which config.
 
     A failed reload does not make gate unready, because the last good config
     keeps serving; ``/readyz`` shows the failure under ``config.last_reload``

@@ -143,6 +143,7 @@ key_fetch_failures = CachedLabels(
         registry=REGISTRY,
     )
 )
+# TODO: count hits and misses where TokenVerifier looks up its verified-token cache.
 verified_token_cache = CachedLabels(
     Counter(
         "gate_verified_token_cache",

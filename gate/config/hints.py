@@ -21,7 +21,7 @@ SIMILARITY_CUTOFF = 0.6
 
 
 def describe_error(error_type: str, message: str, location: Sequence[str | int], value: Any = None) -> str:
-    """Turn one pydantic error into a sentence that says what was expected."""
+    """Turn one pydantic error into a message that names what was expected."""
     if error_type == "missing":
         return "required key is missing"
     if error_type == "extra_forbidden":

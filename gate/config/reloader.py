@@ -7,10 +7,10 @@ config. An invalid file changes nothing: the old snapshot keeps serving, and
 the error is logged, counted and shown in ``/readyz`` until a good file loads.
 
 Watching uses watchfiles (Rust ``notify``: inotify on Linux). It watches the
-directories that contain the files rather than the files themselves, because
-an editor's save (write a temporary file, rename it over the old one) and a
+directories that contain the files rather than the files themselves. An
+editor's save (write a temporary file, rename it over the old one) and a
 Kubernetes ConfigMap update (swap the ``..data`` symlink) both replace the
-directory entry, which a watch on the old file would never see. After each
+directory entry, so a watch on the old file would never see them. After each
 batch of events the reloader hashes the config file and every file it
 references, and reloads only when that hash changed.
 
@@ -50,7 +50,7 @@ from gate.errors import ConfigError, ConfigProblem
 logger = logging.getLogger(__name__)
 
 DEFAULT_DEBOUNCE_MS = 500
-"""Longest time watchfiles groups file events into one batch, in milliseconds."""
+"""Maximum time watchfiles groups file events into one batch, in milliseconds."""
 
 DEFAULT_STEP_MS = 50
 """Quiet time after the last file event before watchfiles yields a batch, in milliseconds."""
@@ -118,8 +118,8 @@ def watch_directories(files: tuple[Path, ...]) -> tuple[Path, ...]:
             if directory.is_dir():
                 candidates.add(directory)
 
-    kept = [directory for directory in candidates if not any(other in directory.parents for other in candidates)]
-    return tuple(sorted(kept))
+    outermost = [directory for directory in candidates if not any(other in directory.parents for other in candidates)]
+    return tuple(sorted(outermost))
 
 
 @dataclass
@@ -257,7 +257,7 @@ class ConfigReloader:
                 "new_version": new.version,
             },
         )
-        for section in ("listen", "admin_listen"):
+        for section in ("listen", "admin_listen", "upstream_client"):
             if getattr(old.config, section, None) != getattr(new.config, section, None):
                 logger.warning(
                     "config section %s changed; it applies only after a restart",

@@ -30,12 +30,12 @@ from tests.servers import RecordingUpstream, free_port, running
 WAIT_SECONDS = 10
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after WAIT_SECONDS."""
+def wait_until(condition: Callable[[], bool], description: str) -> None:
+    """Poll ``condition`` until it is true; fail with ``description`` after WAIT_SECONDS."""
     deadline = time.monotonic() + WAIT_SECONDS
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {description}")
         time.sleep(0.02)
 
 
@@ -213,7 +213,7 @@ def test_reload_only_when_content_changes(tmp_path: Path) -> None:
 
 
 def test_running_request_finishes_under_old_config(live: LiveGate) -> None:
-    """A request holds the snapshot it started with: removing its route mid-request does not break it."""
+    """A request keeps the snapshot it started with, so removing its route mid-request does not break it."""
     results: list[httpx.Response] = []
     slow = threading.Thread(target=lambda: results.append(httpx.get(live.url + "/public/slow/1", timeout=10)))
     slow.start()
