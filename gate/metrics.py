@@ -190,6 +190,11 @@ def observe_proxy_request(scope: dict, route_id: str | None, granted: bool, reas
     route = route_id or "none"
     proxy_requests.labels(route, "granted" if granted else "denied", reason_id).inc()
 
+    # A request whose upstream failed has no measured upstream time to subtract,
+    # so its total, which includes the wait for a timeout, is left out.
+    if reason_id.startswith("upstream_"):
+        return
+
     own_seconds = time.perf_counter() - started - scope.get(UPSTREAM_SECONDS_SCOPE_KEY, 0.0)
     proxy_gate_seconds.labels(route).observe(max(own_seconds, 0.0))
 

@@ -244,3 +244,32 @@ def test_referenced_files_lists_key_files(live: LiveGate) -> None:
     files = referenced_files(live.reloader.holder.current)
 
     assert files == (live.config_path, live.config_path.parent / "signing-key.pem")
+
+
+def test_requests_survive_reloads(live: LiveGate) -> None:
+    """A stream of requests runs through a valid, an invalid and another valid change; none fails."""
+    token = live.token()
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as client:
+            while not stop.is_set() and len(statuses) < 2000:
+                statuses.append(client.get(live.url + "/orders/1").status_code)
+
+    streamer = threading.Thread(target=stream)
+    streamer.start()
+    try:
+        write_atomically(live.config_path, yaml.safe_dump(config_with_route(live, "first", "/first/")))
+        wait_until(lambda: httpx.get(live.url + "/first/x").status_code == 200, "the first change")
+        write_atomically(live.config_path, "routes: [\n")
+        wait_until(lambda: live.readyz()["config"]["last_reload"]["result"] == "failure", "the invalid change")
+        write_atomically(live.config_path, yaml.safe_dump(config_with_route(live, "second", "/second/")))
+        wait_until(lambda: httpx.get(live.url + "/second/x").status_code == 200, "the second change")
+    finally:
+        stop.set()
+        streamer.join(timeout=WAIT_SECONDS)
+
+    assert len(statuses) > 0
+    assert set(statuses) == {200}
+    assert httpx.get(live.url + "/first/x").status_code == 404
