@@ -35,15 +35,19 @@ from starlette.responses import Response
 
 __all__ = [
     "REGISTRY",
+    "CachedLabels",
     "config_last_reload_successful",
     "config_reloads",
     "key_fetch_failures",
     "key_fetches",
+    "metrics_endpoint",
     "observe_proxy_request",
+    "observe_token_request",
     "observe_upstream",
     "proxy_gate_seconds",
     "proxy_requests",
     "token_requests",
+    "token_seconds",
     "upstream_seconds",
     "verified_token_cache",
 ]

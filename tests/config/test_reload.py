@@ -273,3 +273,23 @@ def test_requests_survive_reloads(live: LiveGate) -> None:
     assert len(statuses) > 0
     assert set(statuses) == {200}
     assert httpx.get(live.url + "/first/x").status_code == 404
+
+
+def test_watch_follows_key_to_new_directory(live: LiveGate, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """After a reload names a key file in another directory, changes there reload too."""
+    elsewhere = tmp_path_factory.mktemp("keys-elsewhere")
+    shutil.copy(live.config_path.parent / "signing-key.pem", elsewhere / "signing-key.pem")
+    config = live.config()
+    config["signing_keys"][0]["private_key_file"] = str(elsewhere / "signing-key.pem")
+    write_atomically(live.config_path, yaml.safe_dump(config))
+    wait_until(lambda: live.reloader.status.result == "success", "the reload naming the new key directory")
+    old_key = httpx.get(live.url + "/.well-known/jwks.json").json()["keys"][0]
+
+    replacement = elsewhere / "replacement.pem"
+    write_private_key(generate_private_key("ES256"), replacement)
+    os.replace(replacement, elsewhere / "signing-key.pem")
+
+    wait_until(
+        lambda: httpx.get(live.url + "/.well-known/jwks.json").json()["keys"][0] != old_key,
+        "the key in the new directory to be reloaded",
+    )
