@@ -55,8 +55,9 @@ __all__ = [
 MAX_CACHED_CHILDREN = 10_000
 """Label-value tuples cached per metric; past this, ``labels()`` stops caching."""
 
-# Buckets in seconds. gate's own work is mostly well under a millisecond, so its
-# buckets start at 50 microseconds; upstream buckets span typical API latencies.
+# Buckets in seconds. gate's own buckets reach down to 50 microseconds so that
+# checks served from the verified-token cache still fall into distinct buckets.
+# Upstream buckets span 1 millisecond to 60 seconds, the default read timeout.
 GATE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 UPSTREAM_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
