@@ -1,6 +1,6 @@
 """The gate ASGI application: gate's own endpoints in front, the proxy behind.
 
-gate's own endpoints (token, discovery, JWKS, health) are Starlette endpoints
+gate's own endpoints (token, discovery, JWKS, health, metrics) are Starlette endpoints
 found by exact path; every other HTTP request goes to the proxy. A dict lookup
 replaces a Starlette ``Router`` here because the router would match every
 proxied request against each route pattern, and because the token path comes
@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
+from prometheus_client import start_http_server
 from starlette.routing import request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gate import metrics
+from gate.config.reloader import ConfigReloader
 from gate.config.snapshot import Snapshot, SnapshotHolder
 from gate.health import HealthEndpoints
 from gate.oauth.endpoint import TokenEndpoint
@@ -34,14 +38,18 @@ logger = logging.getLogger(__name__)
 class GateApp:
     """The ASGI app that ``gate serve`` runs under uvicorn."""
 
-    def __init__(self, holder: SnapshotHolder, state: SharedState | None = None) -> None:
+    def __init__(
+        self, holder: SnapshotHolder, state: SharedState | None = None, reloader: ConfigReloader | None = None
+    ) -> None:
         self.holder = holder
         self.state: SharedState = state or MemoryState()
+        self.reloader = reloader or ConfigReloader(holder)
         self.forwarder = Forwarder(holder.current.config.upstream_client)
         self.proxy = ProxyHandler(holder, self.forwarder, self.state)
+        self._admin_server: Any = None
 
         metadata = MetadataEndpoints(holder)
-        health = HealthEndpoints(holder)
+        health = HealthEndpoints(holder, self.reloader)
         self._fixed: dict[str, ASGIApp] = {
             OPENID_CONFIGURATION_PATH: request_response(metadata.metadata),
             AUTHORIZATION_SERVER_PATH: request_response(metadata.metadata),
@@ -49,6 +57,10 @@ class GateApp:
             "/healthz": request_response(health.healthz),
             "/readyz": request_response(health.readyz),
         }
+        # With a separate admin listener, /metrics on the main listener is an
+        # ordinary path that the routes may send upstream.
+        if holder.current.config.admin_listen is None:
+            self._fixed["/metrics"] = request_response(metrics.metrics_endpoint)
         self._token_endpoint = request_response(TokenEndpoint(holder, self.state))
 
     def endpoint_for(self, snapshot: Snapshot, path: str) -> ASGIApp | None:
@@ -71,7 +83,7 @@ class GateApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await self._run_hook(self.forwarder.start, "startup", send)
+                await self._run_hook(self._startup, "startup", send)
             elif message["type"] == "lifespan.shutdown":
                 await self._run_hook(self._shutdown, "shutdown", send)
                 return
@@ -85,11 +97,43 @@ class GateApp:
             return
         await send({"type": f"lifespan.{phase}.complete"})
 
+    async def _startup(self) -> None:
+        await self.forwarder.start()
+        await self.reloader.start()
+        self._start_admin_listener()
+
+        snapshot = self.holder.current
+        logger.info(
+            "gate started",
+            extra={"event": "start", "config": snapshot.source, "config_version": snapshot.version},
+        )
+
     async def _shutdown(self) -> None:
+        logger.info("gate stopping", extra={"event": "stop", "config_version": self.holder.current.version})
+        await self.reloader.stop()
+        if self._admin_server is not None:
+            self._admin_server.shutdown()
+            self._admin_server.server_close()
         await self.forwarder.close()
         await self.state.close()
+        logger.info("gate stopped", extra={"event": "stopped"})
+
+    def _start_admin_listener(self) -> None:
+        """Serve ``/metrics`` on ``admin_listen``, in a thread of prometheus_client's WSGI server."""
+        admin = self.holder.current.config.admin_listen
+        if admin is None:
+            return
+
+        self._admin_server, _thread = start_http_server(admin.port, addr=admin.host, registry=metrics.REGISTRY)
+        logger.info("admin listener started", extra={"event": "admin_listen", "host": admin.host, "port": admin.port})
 
 
-def create_app(snapshot: Snapshot) -> GateApp:
-    """Build the gate app serving ``snapshot``."""
-    return GateApp(SnapshotHolder(snapshot))
+def create_app(snapshot: Snapshot, *, watch: bool = False, sighup: bool = False) -> GateApp:
+    """Build the gate app serving ``snapshot``.
+
+    With ``watch`` the app reloads its config file when it or a file it
+    references changes. With ``sighup`` it reloads on ``SIGHUP``, which works
+    only when the app's event loop runs in the main thread.
+    """
+    holder = SnapshotHolder(snapshot)
+    return GateApp(holder, reloader=ConfigReloader(holder, watch=watch, sighup=sighup))

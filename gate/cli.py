@@ -29,9 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", required=True, type=Path, help="path of the YAML config file")
     serve.add_argument("--host", help="address to listen on (default: listen.host of the config)")
     serve.add_argument("--port", type=int, help="TCP port to listen on (default: listen.port of the config)")
+    serve.add_argument(
+        "--no-watch", action="store_true", help="do not reload when the config file changes; SIGHUP still reloads"
+    )
     _add_logging_options(serve)
 
-    check = commands.add_parser("check", help="validate a config file and print every error")
+    check = commands.add_parser(
+        "check", help="validate a config file; print every error and warning (exit 1 on errors)"
+    )
     check.add_argument("--config", required=True, type=Path, help="path of the YAML config file")
 
     demo = commands.add_parser("demo", help="run gate and a demo upstream on 127.0.0.1 with keys made on the fly")
@@ -51,7 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_logging_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    parser.add_argument(
+        "--log-format",
+        default="auto",
+        choices=["auto", "text", "json"],
+        help="log line format (default: auto, which is text on a terminal and JSON otherwise)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,31 +93,23 @@ def command_serve(arguments: argparse.Namespace) -> int:
     logger.info(
         "starting gate",
         extra={
-            "event": "start",
+            "event": "starting",
             "config": str(arguments.config),
             "config_version": snapshot.version,
             "host": host,
             "port": port,
+            "watch": not arguments.no_watch,
         },
     )
-    uvicorn_server(create_app(snapshot), host, port).run()
+    app = create_app(snapshot, watch=not arguments.no_watch, sighup=True)
+    uvicorn_server(app, host, port, shutdown_timeout=snapshot.config.listen.shutdown_timeout).run()
     return 0
 
 
 def command_check(arguments: argparse.Namespace) -> int:
-    from gate.config.compile import load_snapshot
+    from gate.config.check import check_config
 
-    try:
-        snapshot = load_snapshot(arguments.config)
-    except ConfigError as error:
-        print(error.render(), file=sys.stderr)
-        return 1
-
-    print(
-        f"{arguments.config}: OK: {len(snapshot.routes.routes)} routes, {len(snapshot.clients)} clients, "
-        f"{len(snapshot.service_accounts)} service accounts, {len(snapshot.keyring.keys)} signing keys"
-    )
-    return 0
+    return check_config(arguments.config, sys.stdout, sys.stderr)
 
 
 def command_demo(arguments: argparse.Namespace) -> int:

@@ -82,8 +82,15 @@ def _render(value: object) -> str:
     return json.dumps(text) if not text or any(character in text for character in ' "=') else text
 
 
-def configure_logging(level: str = "info", log_format: Literal["text", "json"] = "text") -> None:
-    """Send gate's and uvicorn's logs to stderr in one format."""
+def configure_logging(level: str = "info", log_format: Literal["auto", "text", "json"] = "auto") -> None:
+    """Send gate's and uvicorn's logs to stderr in one format.
+
+    ``auto`` is text when stderr is a terminal and JSON lines otherwise, as
+    when a container runtime or a log shipper reads them.
+    """
+    if log_format == "auto":
+        log_format = "text" if sys.stderr.isatty() else "json"
+
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactionFilter())
     if log_format == "json":

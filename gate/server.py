@@ -26,13 +26,14 @@ def check_port_free(host: str, port: int) -> None:
             raise
 
 
-def uvicorn_server(app: GateApp, host: str, port: int) -> uvicorn.Server:
+def uvicorn_server(app: GateApp, host: str, port: int, *, shutdown_timeout: float | None = None) -> uvicorn.Server:
     """Build a uvicorn server for ``app``.
 
     uvicorn's own proxy-header handling is off: it would trust
     ``X-Forwarded-For`` from 127.0.0.1 and rewrite the client address before
     gate sees it. Access logging is off because gate logs one decision line
-    per request.
+    per request. On ``SIGTERM`` uvicorn stops accepting connections and
+    waits up to ``shutdown_timeout`` seconds for running requests to finish.
     """
     config = uvicorn.Config(
         app,
@@ -43,6 +44,7 @@ def uvicorn_server(app: GateApp, host: str, port: int) -> uvicorn.Server:
         access_log=False,
         log_config=None,
         lifespan="on",
+        timeout_graceful_shutdown=shutdown_timeout,
     )
     return uvicorn.Server(config)
 

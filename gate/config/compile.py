@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from gate.config.hints import describe_error
 from gate.config.loader import LoadedYaml, format_path, load_yaml
 from gate.config.model import GateConfig
 from gate.config.snapshot import Client, Snapshot
@@ -37,6 +38,11 @@ def load_snapshot(path: Path, environ: Mapping[str, str] | None = None) -> Snaps
 
     Raises ``ConfigError`` listing every problem found.
     """
+    return load_snapshot_with_lines(path, environ)[0]
+
+
+def load_snapshot_with_lines(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Snapshot, LoadedYaml]:
+    """Do what ``load_snapshot`` does, and also return the loaded document with its field lines."""
     source = str(path)
     try:
         raw = path.read_bytes()
@@ -54,7 +60,7 @@ def load_snapshot(path: Path, environ: Mapping[str, str] | None = None) -> Snaps
     loaded = load_yaml(text, source, environ)
     config = validate(loaded, source)
     version = hashlib.sha256(raw).hexdigest()[:16]
-    return compile_config(config, loaded, source=source, base_dir=path.parent, version=version)
+    return compile_config(config, loaded, source=source, base_dir=path.parent, version=version), loaded
 
 
 def validate(loaded: LoadedYaml, source: str) -> GateConfig:
@@ -63,18 +69,10 @@ def validate(loaded: LoadedYaml, source: str) -> GateConfig:
         return GateConfig.model_validate(loaded.data)
     except ValidationError as error:
         problems = _Problems(loaded)
-        for detail in error.errors(include_input=False, include_url=False):
+        for detail in error.errors(include_url=False):
             location = [part for part in detail["loc"] if isinstance(part, str | int)]
-            problems.add(location, _describe(detail["type"], detail["msg"]))
+            problems.add(location, describe_error(detail["type"], detail["msg"], location, detail.get("input")))
         raise ConfigError(source, problems.items) from None
-
-
-def _describe(error_type: str, message: str) -> str:
-    if error_type == "missing":
-        return "required key is missing"
-    if error_type == "extra_forbidden":
-        return "unknown key"
-    return message.removeprefix("Value error, ")
 
 
 def compile_config(config: GateConfig, loaded: LoadedYaml, *, source: str, base_dir: Path, version: str) -> Snapshot:

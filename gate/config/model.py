@@ -30,6 +30,14 @@ class ListenConfig(StrictModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    shutdown_timeout: float = Field(default=30.0, gt=0)
+
+
+class AdminListenConfig(StrictModel):
+    """A separate listener for ``/metrics``, so it need not be reachable where the proxy is."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
 
 
 class SigningKeyConfig(StrictModel):
@@ -136,6 +144,7 @@ class GateConfig(StrictModel):
 
     issuer: NonEmptyStr
     listen: ListenConfig = Field(default_factory=ListenConfig)
+    admin_listen: AdminListenConfig | None = None
     token_path: NonEmptyStr = DEFAULT_TOKEN_PATH
     signing_keys: list[SigningKeyConfig] = Field(min_length=1)
     service_accounts: list[ServiceAccountConfig] = Field(default_factory=list)

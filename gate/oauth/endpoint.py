@@ -14,6 +14,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gate import metrics
 from gate.config.snapshot import Client, Snapshot, SnapshotHolder
 from gate.errors import OAuthError
 from gate.oauth.app_tokens import app_token_matches
@@ -47,6 +48,7 @@ class TokenEndpoint:
             response = error_response(error)
 
         _log_decision(request, outcome, started)
+        metrics.observe_token_request(outcome.client_id, outcome.form, outcome.granted, outcome.reason_id, started)
         return response
 
     async def _handle(self, request: Request, snapshot: Snapshot, outcome: _Outcome) -> Response:

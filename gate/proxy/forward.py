@@ -7,6 +7,7 @@ aiohttp errors are translated into ``UpstreamError`` here and nowhere else.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -14,6 +15,7 @@ from multidict import CIMultiDict
 from starlette.types import Receive, Scope, Send
 from yarl import URL
 
+from gate import metrics
 from gate.config.model import UpstreamClientConfig
 from gate.errors import UpstreamError
 from gate.proxy.headers import Headers, strip_hop_by_hop
@@ -60,6 +62,7 @@ class Forwarder:
         Return the upstream's status. Raise ``UpstreamError`` when the
         upstream cannot be reached or times out before its response starts.
         """
+        started = time.perf_counter()
         body = _request_body(receive) if _has_body(scope["headers"]) else None
         request = self.session.request(
             scope["method"],
@@ -89,6 +92,7 @@ class Forwarder:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+        metrics.observe_upstream(scope, url, started)
         return response.status
 
 

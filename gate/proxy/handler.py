@@ -14,6 +14,7 @@ import time
 
 from starlette.types import Receive, Scope, Send
 
+from gate import metrics
 from gate.config.snapshot import Snapshot, SnapshotHolder
 from gate.errors import BearerError, UpstreamError
 from gate.proxy.authorize import authorize
@@ -66,6 +67,7 @@ class ProxyHandler:
             decision.reason_id, decision.status = error.reason_id, error.status
         finally:
             _log_decision(decision, started)
+            metrics.observe_proxy_request(scope, decision.route_id, decision.granted, decision.reason_id, started)
 
     async def _handle(
         self, snapshot: Snapshot, scope: Scope, receive: Receive, send: Send, decision: _Decision
