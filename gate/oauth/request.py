@@ -33,6 +33,20 @@ class BasicCredentials:
 
     client_id: str
     client_secret: str
+    unencoded_secret: str | None = None
+
+    @property
+    def secret_candidates(self) -> tuple[str, ...]:
+        """Return the secret as RFC 6749 section 2.3.1 decodes it, then as sent if that differs.
+
+        Widely used clients (Authlib 1.x, requests' ``HTTPBasicAuth``) put the
+        secret into the header without form-urlencoding it, so a secret with
+        ``+`` or ``%`` reaches gate changed by the decoding. Both readings are
+        checked; that gives a guesser two tries per request instead of one.
+        """
+        if self.unencoded_secret is None:
+            return (self.client_secret,)
+        return (self.client_secret, self.unencoded_secret)
 
     def __repr__(self) -> str:
         return f"BasicCredentials(client_id={self.client_id!r}, client_secret='**********')"
@@ -144,7 +158,9 @@ def _decode_basic(encoded: str) -> BasicCredentials:
 
     if not client_id:
         raise _malformed_basic("has an empty client id")
-    return BasicCredentials(client_id=client_id, client_secret=client_secret)
+
+    unencoded = password if password != client_secret else None
+    return BasicCredentials(client_id=client_id, client_secret=client_secret, unencoded_secret=unencoded)
 
 
 def _malformed_basic(problem: str) -> OAuthError:

@@ -37,6 +37,7 @@ SECRET_A = "reports-secret-a-5Qk2WcVb8sT1mN0pX7yZ"
 SECRET_B = "reports-secret-b-Lr4Hd9Fg2Jk6Zx3Cv8Bn"
 BASIC_CLIENT = "basic-only-client"  # client_secret_basic, client_credentials only
 BASIC_SECRET = "p:ss wörd+%/&=?secret-used-only-in-tests"  # needs form-urlencoding in Basic
+BASIC_ASCII_SECRET = "a+b%2Bc:d=e-ascii-secret-used-only-in-tests"  # changed by form-urldecoding
 POST_CLIENT = "post-only-client"  # client_secret_post, may not revoke
 POST_SECRET = "post-only-secret-used-only-in-tests"
 SLOW_CLIENT = "slow-hash-client"  # operator-chosen secrets under PBKDF2 and argon2id
@@ -49,6 +50,7 @@ ALL_SECRETS = (
     SECRET_A,
     SECRET_B,
     BASIC_SECRET,
+    BASIC_ASCII_SECRET,
     POST_SECRET,
     PBKDF2_SECRET,
     ARGON2_SECRET,
@@ -100,7 +102,7 @@ def oauth_config(gate_url: str, upstream_url: str, rate_limit: dict[str, Any] | 
             },
             {
                 "client_id": BASIC_CLIENT,
-                "secret_hashes": [hash_secret(BASIC_SECRET)],
+                "secret_hashes": [hash_secret(BASIC_SECRET), hash_secret(BASIC_ASCII_SECRET)],
                 "auth_methods": ["client_secret_basic"],
                 "grant_types": ["client_credentials"],
                 "audience": [AUDIENCE],

@@ -32,7 +32,7 @@ class ClientSecretPost:
         return request.has("client_secret") and not request.client_secret_is_jwt
 
     async def authenticate(self, request: TokenRequest, client: Client | None, context: AuthContext) -> Authenticated:
-        return await _check_secret(self.name, request.form["client_secret"], request, client, context)
+        return await _check_secret(self.name, (request.form["client_secret"],), request, client, context)
 
 
 class ClientSecretBasic:
@@ -47,16 +47,18 @@ class ClientSecretBasic:
 
     async def authenticate(self, request: TokenRequest, client: Client | None, context: AuthContext) -> Authenticated:
         assert request.basic is not None  # guaranteed by applies()
-        return await _check_secret(self.name, request.basic.client_secret, request, client, context)
+        return await _check_secret(self.name, request.basic.secret_candidates, request, client, context)
 
 
 async def _check_secret(
-    form: str, secret: str, request: TokenRequest, client: Client | None, context: AuthContext
+    form: str, candidates: tuple[str, ...], request: TokenRequest, client: Client | None, context: AuthContext
 ) -> Authenticated:
     stored = (
         client.secret_hashes if client is not None and client.secret_hashes else (context.snapshot.decoy_secret_hash,)
     )
-    matched = await secret_matches(secret, stored)
+    matched = False
+    for candidate in candidates:
+        matched |= await secret_matches(candidate, stored)
 
     if client is None:
         raise unknown_client(request)
