@@ -1,7 +1,7 @@
 """Rate limiting of failed client authentication (online guessing).
 
 Failures are counted in fixed windows in ``SharedState``, per source address
-and per (client id, source address). When either count passes its limit, the
+and per (client id, source address). When either count reaches its limit, the
 address (or the client from that address) is blocked until the window ends:
 every request from it gets 429 with ``Retry-After``, correct credentials
 included, so a guesser learns nothing while blocked. Both keys contain the
@@ -48,7 +48,7 @@ class FailureLimiter:
             raise too_many_failures(settings.window)
 
     async def record_failure(self, settings: RateLimitConfig, client_id: str | None, address: str) -> None:
-        """Count one failed authentication; block the source when a limit is passed."""
+        """Count one failed authentication; block the source when a limit is reached."""
         if not settings.enabled:
             return
 
@@ -59,7 +59,7 @@ class FailureLimiter:
         try:
             for key, limit in counted:
                 result = await self.state.hit(key, settings.window, limit)
-                if not result.allowed:
+                if result.count >= limit:
                     await self.state.add_if_absent(_blocked_key(key), result.retry_after)
         except SharedStateUnavailableError:
             logger.warning("failure not counted: shared state unavailable", extra={"event": "rate_limit_error"})
