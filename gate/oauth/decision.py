@@ -1,8 +1,9 @@
 """The one decision log line of each request to an OAuth endpoint.
 
-The line carries the client id (only of a known client, because an unknown
-one is whatever the caller typed), the credential form, the subject, the
-outcome and its ``reason_id``; never a credential or a token.
+The line carries the client id, the credential form, the subject, the outcome
+and its ``reason_id``, and never a credential or a token. The client id is
+logged only for a known client, because an unknown one is whatever the caller
+typed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 class Decision:
-    """What the decision log line reports about one request."""
+    """The fields of the decision log line of one request."""
 
     def __init__(self, event: str, request: Request) -> None:
         self.event = event

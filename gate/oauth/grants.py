@@ -1,4 +1,4 @@
-"""Grants of the token endpoint: which grant a request asks for, and the scopes it gets.
+"""Grants of the token endpoint: the grant type of a request, and the scopes it gets.
 
 Both supported grant types issue a token for the authenticated subject:
 ``grant_type=password`` is handled exactly like ``client_credentials``, for

@@ -3,7 +3,7 @@
 The caller authenticates as at the token endpoint. Only gate's own access
 tokens can be active: a token that fails verification, has expired, was
 revoked or was issued by someone else is ``{"active": false}`` and nothing
-more, as RFC 7662 section 2.2 asks.
+more, as RFC 7662 section 2.2 requires.
 """
 
 from __future__ import annotations

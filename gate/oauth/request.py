@@ -3,8 +3,8 @@
 Client credentials may come in the form body or in an HTTP Basic
 ``Authorization`` header. RFC 6749 section 2.3.1 form-urlencodes the client id
 and secret before they are joined with ``:`` and base64-encoded, so both are
-decoded here; the scheme name is matched case-insensitively (RFC 7235
-section 2.1) and a secret may contain ``:``.
+decoded here. The scheme name is matched case-insensitively (RFC 7235
+section 2.1), and a secret may contain ``:``.
 """
 
 from __future__ import annotations
@@ -81,10 +81,11 @@ class TokenRequest:
 async def read_token_request(request: Request) -> TokenRequest:
     """Read the form and the Basic credentials of ``request``.
 
-    Raises ``OAuthError``: ``invalid_request`` for a malformed body, an
-    overlong parameter, credentials both in the header and in the body (RFC 6749
-    section 2.3 allows one method per request) or a body ``client_id`` that
-    differs from the header's; ``invalid_client`` for a malformed Basic header.
+    Raises ``OAuthError`` with ``invalid_request`` for a malformed body, an
+    overlong parameter, or a body ``client_id`` that differs from the header's.
+    Credentials both in the header and in the body are ``invalid_request`` too,
+    because RFC 6749 section 2.3 allows one method per request. A malformed
+    Basic header is ``invalid_client``.
     """
     form = await read_form(request)
     _check_lengths(form)

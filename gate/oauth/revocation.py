@@ -3,9 +3,9 @@
 The caller authenticates as at the token endpoint. A client with
 ``revocation: own`` (the default) may revoke only tokens issued to it, one
 with ``any`` every token gate issued, one with ``none`` nothing. As RFC 7009
-section 2.2 asks, a token that is invalid, expired or not gate's is answered
-with 200 and changes nothing, and a ``token_type_hint`` is only a hint: gate
-issues access tokens only, so it ignores the hint. A revoked token's ``jti``
+section 2.2 requires, a token that is invalid, expired or not gate's gets 200
+and changes nothing. gate issues access tokens only, so it ignores
+``token_type_hint``, which RFC 7009 section 2.1 allows. A revoked token's ``jti``
 is recorded in the shared state, where gate's proxy looks it up.
 """
 

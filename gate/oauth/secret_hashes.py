@@ -6,10 +6,10 @@ Three hash schemes, each written with its prefix in the config:
     For random secrets made by ``gate hash-token`` (256 bits). Guessing such a
     secret is hopeless with any hash, so a fast one is right. A slow hash
     would cap the token endpoint at a few requests per second per core and let
-    anyone with a stream of wrong secrets take it down: one check of a wrong
+    anyone with a stream of wrong secrets take it down. One check of a wrong
     secret took about 140 ms with argon2id at argon2-cffi 25.1's defaults and
     about 210 ms with PBKDF2-SHA256 at 600,000 iterations, against about
-    1 microsecond with SHA-256 (mean of 5 checks, ``_matches_any``, on a
+    1 microsecond with SHA-256 (mean of 5 checks of ``_matches_any`` on a
     shared 2-core machine).
 ``pbkdf2:sha256:<iterations>:<salt>:<hash>`` and ``argon2:$argon2id$...``
     Only for a secret an operator chose, which may be short or guessable. The

@@ -1,8 +1,8 @@
 """Revoked access tokens, by ``jti``, in the shared state of every replica.
 
 An entry lives until the token's ``exp`` plus the verifier's clock-skew
-leeway, the last moment at which the token could still verify; after that the
-token is rejected as expired anyway, so the entry can go.
+leeway, the last moment at which the token could still verify. After that the
+verifier rejects the token as expired, so the entry can go.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def account(**fields: str | None) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Case:
-    """One token request and what gate must answer."""
+    """One token request and the response gate must send."""
 
     data: dict[str, str]
     headers: dict[str, str] = field(default_factory=dict)

@@ -75,10 +75,10 @@ class ClientAuthenticator:
 def select_method(request: TokenRequest, client: Client | None) -> ClientAuthMethod:
     """Pick the one method whose shape the request has and that ``client`` accepts.
 
-    Credentials in more than one part of the request are ``invalid_request``
-    (RFC 6749 section 2.3 allows one method per request); none at all is
-    ``invalid_client``; a form the client does not accept is
-    ``unauthorized_client``; a request that matches two accepted forms is
+    Credentials in more than one part of the request are ``invalid_request``,
+    because RFC 6749 section 2.3 allows one method per request. No credentials
+    at all are ``invalid_client``. A form the client does not accept is
+    ``unauthorized_client``, and a request that matches two accepted forms is
     ``invalid_request``.
     """
     applying = [method for method in METHODS.values() if method.applies(request)]

@@ -1,9 +1,9 @@
 """The interface of a client authentication method, and what one returns.
 
-A method is one credential form of the token endpoint. It first tells, from
-the request's shape alone, whether the request is its to judge (``applies``);
-"not mine" is not "wrong", so ``applies`` never raises and never looks at a
-secret. Only the one method that applies and that the client accepts then
+A method is one credential form of the token endpoint. ``applies`` first
+decides from the request's shape alone whether the request is the method's to
+judge. "Not mine" is not "wrong", so ``applies`` never raises and never looks
+at a secret. Only the one method that applies and that the client accepts then
 checks the credential (``authenticate``), and either returns who the token is
 for or raises ``OAuthError``.
 """
@@ -32,7 +32,7 @@ class Authenticated:
 
 @dataclass(frozen=True)
 class AuthContext:
-    """What a method may need besides the request and the client.
+    """The state a method may need besides the request and the client.
 
     ``endpoint_url`` is the URL of the endpoint as the config names it
     (issuer plus path), never taken from the request's Host header, so a
@@ -46,7 +46,7 @@ class AuthContext:
 
 
 # The same words for an unknown client and a wrong secret, so the response does
-# not tell which client ids exist; the reason_id in the log tells them apart.
+# not reveal which client ids exist. The reason_id in the log separates them.
 CLIENT_AUTH_FAILED = "Client authentication failed: the client is unknown or its credentials are invalid."
 
 
