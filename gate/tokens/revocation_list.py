@@ -45,5 +45,6 @@ async def reject_if_revoked(state: SharedState, token: VerifiedToken, own_issuer
     if token.issuer != own_issuer or not isinstance(jti, str):
         return
 
+    # TODO: choose fail-open or fail-closed for SharedStateUnavailableError once a Redis state exists.
     if await RevocationList(state).is_revoked(jti):
         raise BearerError("invalid_token", "The token has been revoked.", reason_id="token_revoked")
