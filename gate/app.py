@@ -1,6 +1,7 @@
 """The gate ASGI application: gate's own endpoints in front, the proxy behind.
 
-gate's own endpoints (token, discovery, JWKS, health, metrics) are Starlette endpoints
+gate's own endpoints (token, introspection, revocation, discovery, JWKS, health,
+metrics) are Starlette endpoints
 found by exact path; every other HTTP request goes to the proxy. A dict lookup
 replaces a Starlette ``Router`` here because the router would match every
 proxied request against each route pattern, and because the token path comes
@@ -22,12 +23,14 @@ from gate.config.reloader import ConfigReloader
 from gate.config.snapshot import Snapshot, SnapshotHolder
 from gate.health import HealthEndpoints
 from gate.oauth.endpoint import TokenEndpoint
+from gate.oauth.introspection import IntrospectionEndpoint
 from gate.oauth.metadata import (
     AUTHORIZATION_SERVER_PATH,
     JWKS_PATH,
     OPENID_CONFIGURATION_PATH,
     MetadataEndpoints,
 )
+from gate.oauth.revocation import RevocationEndpoint
 from gate.proxy.forward import Forwarder
 from gate.proxy.handler import ProxyHandler
 from gate.state import MemoryState, SharedState
@@ -62,11 +65,17 @@ class GateApp:
         if holder.current.config.admin_listen is None:
             self._fixed["/metrics"] = request_response(metrics.metrics_endpoint)
         self._token_endpoint = request_response(TokenEndpoint(holder, self.state))
+        self._introspection_endpoint = request_response(IntrospectionEndpoint(holder, self.state))
+        self._revocation_endpoint = request_response(RevocationEndpoint(holder, self.state))
 
     def endpoint_for(self, snapshot: Snapshot, path: str) -> ASGIApp | None:
         """Return gate's own endpoint at ``path``, or ``None`` for the proxy."""
         if path == snapshot.config.token_path:
             return self._token_endpoint
+        if path == snapshot.config.token_endpoint.introspection_path:
+            return self._introspection_endpoint
+        if path == snapshot.config.token_endpoint.revocation_path:
+            return self._revocation_endpoint
         return self._fixed.get(path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -13,6 +13,7 @@ from gate.errors import ConfigError
 from gate.keys.generate import ALGORITHMS, generate_private_key, write_private_key
 from gate.logs import configure_logging
 from gate.oauth.app_tokens import generate_app_token, hash_app_token
+from gate.oauth.secret_hashes import generate_secret, hash_secret
 from gate.server import PortInUseError
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--kid", help="key id to print in the config snippet (default: the file's stem)")
     keygen.add_argument("--force", action="store_true", help="overwrite an existing file")
 
-    commands.add_parser("hash-token", help="make a random app token and print it with its hash")
+    hash_token = commands.add_parser(
+        "hash-token", help="make a random app token or client secret and print it with its hash"
+    )
+    hash_token.add_argument(
+        "--client-secret",
+        action="store_true",
+        help="print the hash for clients[].secret_hashes instead of service_accounts[].token_hashes",
+    )
+    hash_token.add_argument(
+        "--stdin",
+        action="store_true",
+        help="hash a client secret you chose, read from the first line of standard input, instead of a random one",
+    )
+    hash_token.add_argument(
+        "--scheme",
+        choices=["sha256", "pbkdf2", "argon2"],
+        help="hash scheme (default: sha256 for random values, argon2 for --stdin); the slow schemes are"
+        " only for client secrets an operator chose",
+    )
     return parser
 
 
@@ -139,7 +158,26 @@ def command_keygen(arguments: argparse.Namespace) -> int:
 
 
 def command_hash_token(arguments: argparse.Namespace) -> int:
-    token = generate_app_token()
-    print(f"app token (give it to the service account; it is not stored anywhere): {token}")
-    print(f"hash (put it in service_accounts[].token_hashes):                      {hash_app_token(token)}")
+    if not arguments.client_secret and (arguments.stdin or arguments.scheme not in (None, "sha256")):
+        print("gate hash-token: --stdin and slow schemes are for client secrets; add --client-secret", file=sys.stderr)
+        return 2
+
+    if not arguments.client_secret:
+        token = generate_app_token()
+        print(f"app token (give it to the service account; it is not stored anywhere): {token}")
+        print(f"hash (put it in service_accounts[].token_hashes):                      {hash_app_token(token)}")
+        return 0
+
+    if arguments.stdin:
+        secret = sys.stdin.readline().removesuffix("\n")
+        if not secret:
+            print("gate hash-token: standard input has no secret on its first line", file=sys.stderr)
+            return 1
+        print(f"hash (put it in clients[].secret_hashes): {hash_secret(secret, arguments.scheme or 'argon2')}")
+        return 0
+
+    secret = generate_secret()
+    print(f"client secret (give it to the client; it is not stored anywhere): {secret}")
+    stored = hash_secret(secret, arguments.scheme or "sha256")
+    print(f"hash (put it in clients[].secret_hashes):                         {stored}")
     return 0

@@ -60,12 +60,14 @@ class OAuthError(GateError):
         reason_id: str,
         status: int = 400,
         basic_challenge: bool = False,
+        retry_after: int | None = None,
     ) -> None:
         self.error = error
         self.description = description
         self.reason_id = reason_id
         self.status = status
         self.basic_challenge = basic_challenge
+        self.retry_after = retry_after
         super().__init__(f"{error}: {description}")
 
 

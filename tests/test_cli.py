@@ -40,7 +40,7 @@ def test_check_accepts_example(example_copy: Path) -> None:
     result = gate_command("check", "--config", str(example_copy))
 
     assert result.returncode == 0, result.stderr
-    assert "OK: 2 routes, 1 clients, 1 service accounts, 0 trusted issuers, 1 signing keys, 1 warning" in result.stdout
+    assert "OK: 2 routes, 4 clients, 1 service accounts, 0 trusted issuers, 1 signing keys" in result.stdout
 
 
 def test_check_names_each_broken_field(example_copy: Path) -> None:

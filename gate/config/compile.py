@@ -11,15 +11,18 @@ from pydantic import ValidationError
 
 from gate.config.hints import describe_error
 from gate.config.loader import LoadedYaml, format_path, load_yaml
-from gate.config.model import GateConfig
+from gate.config.model import ClientConfig, GateConfig
 from gate.config.snapshot import Client, Snapshot
 from gate.errors import ConfigError, ConfigProblem
 from gate.keys.signing import Keyring, SigningKey, UnsupportedKeyError, algorithm_for, load_private_key
+from gate.oauth.secret_hashes import decoy_hash
 from gate.proxy.routes import Route, RouteTable
 from gate.tokens.issuer import TokenIssuer
 from gate.tokens.verifier import TokenVerifier
 
 MAX_CONFIG_BYTES = 1024 * 1024
+_ACCOUNT_METHODS = ("service_account", "encoded_pair")
+_SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 
 
 class _Problems:
@@ -101,6 +104,7 @@ def compile_config(config: GateConfig, loaded: LoadedYaml, *, source: str, base_
         clients=clients,
         service_accounts=service_accounts,
         routes=routes,
+        decoy_secret_hash=decoy_hash([stored for client in clients.values() for stored in client.secret_hashes]),
     )
 
 
@@ -164,15 +168,50 @@ def _compile_clients(
             if username not in service_accounts:
                 problems.add((*path, "service_accounts", account_index), f"no service account named {username!r}")
 
+        auth_methods = _client_auth_methods(entry, path, problems)
         clients[entry.client_id] = Client(
             client_id=entry.client_id,
             service_accounts=frozenset(entry.service_accounts),
             audience=tuple(entry.audience),
             scopes=frozenset(entry.scopes),
             token_lifetime=entry.token_lifetime,
+            secret_hashes=tuple(entry.secret_hashes),
+            subject=entry.subject or entry.client_id,
+            auth_methods=auth_methods,
+            grant_types=frozenset(entry.grant_types),
+            introspection=entry.introspection,
+            revocation=entry.revocation,
         )
 
     return clients
+
+
+def _client_auth_methods(entry: ClientConfig, path: tuple[str | int, ...], problems: _Problems) -> tuple[str, ...]:
+    """Return the credential forms ``entry`` accepts, checking that each has what it needs."""
+    if entry.auth_methods is not None:
+        methods = tuple(dict.fromkeys(entry.auth_methods))
+    else:
+        methods = (
+            *(_ACCOUNT_METHODS if entry.service_accounts else ()),
+            *(_SECRET_METHODS if entry.secret_hashes else ()),
+        )
+
+    if not methods:
+        problems.add(path, "the client has no credential: give it service_accounts or secret_hashes")
+        return methods
+
+    if set(_ACCOUNT_METHODS) & set(methods) and not entry.service_accounts:
+        problems.add((*path, "service_accounts"), "required by auth_methods service_account and encoded_pair")
+    if set(_SECRET_METHODS) & set(methods) and not entry.secret_hashes:
+        problems.add((*path, "secret_hashes"), "required by auth_methods client_secret_basic and client_secret_post")
+
+    if {"encoded_pair", "client_secret_post"} <= set(methods):
+        problems.add(
+            (*path, "auth_methods"),
+            "encoded_pair and client_secret_post both read client_secret from the form body, so a request"
+            " could not say which it means; list only one of them in auth_methods",
+        )
+    return methods
 
 
 def _compile_routes(config: GateConfig, problems: _Problems) -> RouteTable:

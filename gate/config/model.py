@@ -12,10 +12,18 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gate.oauth.secret_hashes import SECRET_HASH_PATTERN
+
 DEFAULT_TOKEN_PATH = "/application/o/token/"
 DEFAULT_TOKEN_LIFETIME = 300
 MAX_TOKEN_LIFETIME = 86_400
 TOKEN_HASH_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+DEFAULT_INTROSPECTION_PATH = "/application/o/introspect/"
+DEFAULT_REVOCATION_PATH = "/application/o/revoke/"
+
+# The credential forms of the token endpoint, one module each in gate/oauth/client_auth/.
+AuthMethodName = Literal["service_account", "encoded_pair", "client_secret_post", "client_secret_basic"]
+GrantTypeName = Literal["client_credentials", "password"]
 
 Seconds = Annotated[int, Field(gt=0)]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
@@ -64,13 +72,36 @@ class ServiceAccountConfig(StrictModel):
 
 
 class ClientConfig(StrictModel):
-    """An OAuth client that may request tokens at the token endpoint."""
+    """An OAuth client that may request tokens at the token endpoint.
+
+    ``auth_methods`` lists the credential forms the client accepts. Without
+    it, a client with ``service_accounts`` accepts ``service_account`` and
+    ``encoded_pair``, and a client with ``secret_hashes`` accepts
+    ``client_secret_basic`` and ``client_secret_post``.
+    """
 
     client_id: NonEmptyStr
-    service_accounts: list[NonEmptyStr] = Field(min_length=1)
+    service_accounts: list[NonEmptyStr] = Field(default_factory=list)
+    secret_hashes: list[str] = Field(default_factory=list)
+    subject: NonEmptyStr | None = None
+    auth_methods: list[AuthMethodName] | None = Field(default=None, min_length=1)
+    grant_types: list[GrantTypeName] = Field(default_factory=lambda: ["client_credentials", "password"], min_length=1)
     audience: list[NonEmptyStr] = Field(min_length=1)
     scopes: list[NonEmptyStr] = Field(default_factory=list)
     token_lifetime: Seconds = Field(default=DEFAULT_TOKEN_LIFETIME, le=MAX_TOKEN_LIFETIME)
+    introspection: bool = False
+    revocation: Literal["none", "own", "any"] = "own"
+
+    @field_validator("secret_hashes")
+    @classmethod
+    def _check_secret_hash_format(cls, hashes: list[str]) -> list[str]:
+        for value in hashes:
+            if not SECRET_HASH_PATTERN.match(value):
+                raise ValueError(
+                    "expected a hash printed by 'gate hash-token': 'sha256:' and 64 hex digits,"
+                    " 'pbkdf2:sha256:...' or 'argon2:$argon2id$...'"
+                )
+        return hashes
 
 
 class RouteAuthConfig(StrictModel):
@@ -139,6 +170,23 @@ class IdentityHeadersConfig(StrictModel):
     strip_prefix: str = "X-Gate-"
 
 
+class RateLimitConfig(StrictModel):
+    """Limits on failed client authentication, counted per source address."""
+
+    enabled: bool = True
+    window: Seconds = 300
+    max_failures_per_address: int = Field(default=50, ge=1)
+    max_failures_per_client_address: int = Field(default=10, ge=1)
+
+
+class TokenEndpointConfig(StrictModel):
+    """The introspection and revocation endpoints, and rate limiting of all three OAuth endpoints."""
+
+    introspection_path: NonEmptyStr = DEFAULT_INTROSPECTION_PATH
+    revocation_path: NonEmptyStr = DEFAULT_REVOCATION_PATH
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
+
+
 class GateConfig(StrictModel):
     """The whole config file."""
 
@@ -153,3 +201,4 @@ class GateConfig(StrictModel):
     upstream_client: UpstreamClientConfig = Field(default_factory=UpstreamClientConfig)
     tokens: TokenPolicyConfig = Field(default_factory=TokenPolicyConfig)
     identity_headers: IdentityHeadersConfig = Field(default_factory=IdentityHeadersConfig)
+    token_endpoint: TokenEndpointConfig = Field(default_factory=TokenEndpointConfig)

@@ -24,6 +24,15 @@ class Client:
     audience: tuple[str, ...]
     scopes: frozenset[str]
     token_lifetime: int
+    secret_hashes: tuple[str, ...] = ()
+    subject: str = ""
+    auth_methods: tuple[str, ...] = ()
+    grant_types: frozenset[str] = frozenset({"client_credentials", "password"})
+    introspection: bool = False
+    revocation: str = "own"
+
+    def __repr__(self) -> str:
+        return f"Client(client_id={self.client_id!r}, auth_methods={self.auth_methods!r})"
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,8 @@ class Snapshot:
     clients: dict[str, Client]
     service_accounts: dict[str, tuple[str, ...]]
     routes: RouteTable
+    # Checked instead of a client's secret hashes when the client id is unknown.
+    decoy_secret_hash: str = "sha256:" + "0" * 64
 
 
 class SnapshotHolder:

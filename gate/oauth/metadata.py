@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gate.config.snapshot import Snapshot, SnapshotHolder
+from gate.oauth.client_auth import METHODS
 
 JWKS_PATH = "/.well-known/jwks.json"
 OPENID_CONFIGURATION_PATH = "/.well-known/openid-configuration"
@@ -19,17 +20,39 @@ JWKS_MAX_AGE = 300
 def server_metadata(snapshot: Snapshot) -> dict[str, Any]:
     """Return the authorization server metadata of ``snapshot``'s issuer."""
     base = snapshot.config.issuer.rstrip("/")
+    endpoints = snapshot.config.token_endpoint
+    auth_methods = _auth_methods_supported(snapshot)
     return {
         "issuer": snapshot.config.issuer,
         "token_endpoint": base + snapshot.config.token_path,
+        "introspection_endpoint": base + endpoints.introspection_path,
+        "revocation_endpoint": base + endpoints.revocation_path,
         "jwks_uri": base + JWKS_PATH,
         "grant_types_supported": ["client_credentials", "password"],
-        "token_endpoint_auth_methods_supported": ["client_secret_post"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
         "response_types_supported": ["token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": sorted({key.algorithm for key in snapshot.keyring.keys.values()}),
         "scopes_supported": sorted({scope for client in snapshot.clients.values() for scope in client.scopes}),
     }
+
+
+def _auth_methods_supported(snapshot: Snapshot) -> list[str]:
+    """Return the RFC 8414 names of the credential forms some client accepts.
+
+    A client library knows the service account form as ``none`` (no client
+    secret, username and password in the body) and the encoded pair as
+    ``client_secret_post``.
+    """
+    names = {
+        METHODS[name].metadata_name
+        for client in snapshot.clients.values()
+        for name in client.auth_methods
+        if name in METHODS
+    }
+    return sorted(names)
 
 
 class MetadataEndpoints:

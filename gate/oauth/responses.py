@@ -26,5 +26,7 @@ def error_response(error: OAuthError) -> Response:
     headers: dict[str, str] = {}
     if error.basic_challenge:
         headers["WWW-Authenticate"] = 'Basic realm="gate", charset="UTF-8"'
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     body = {"error": error.error, "error_description": error.description}
     return json_response(body, error.status, headers)

@@ -24,6 +24,7 @@ from gate.proxy.headers import IdentityHeaders, upstream_request_headers
 from gate.proxy.paths import PathError, normalise_path
 from gate.proxy.routes import Route
 from gate.state import SharedState
+from gate.tokens.revocation_list import reject_if_revoked
 from gate.tokens.verifier import VerifiedToken
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class ProxyHandler:
             return None
 
         token = await snapshot.verifier.verify(bearer_token(scope["headers"]))
+        await reject_if_revoked(self.state, token, snapshot.config.issuer)
         decision.subject = token.subject
         decision.issuer = token.issuer
         authorize(route, token)

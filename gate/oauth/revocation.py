@@ -1,0 +1,86 @@
+"""Token revocation (RFC 7009) for authenticated clients.
+
+The caller authenticates as at the token endpoint. A client with
+``revocation: own`` (the default) may revoke only tokens issued to it, one
+with ``any`` every token gate issued, one with ``none`` nothing. As RFC 7009
+section 2.2 requires, a token that is invalid, expired or not gate's gets 200
+and changes nothing. gate issues access tokens only, so it ignores
+``token_type_hint``, which RFC 7009 section 2.1 allows. A revoked token's ``jti``
+is recorded in the shared state, where gate's proxy looks it up.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gate.config.snapshot import Client, Snapshot, SnapshotHolder
+from gate.errors import BearerError, OAuthError
+from gate.oauth.client_auth import AuthContext, ClientAuthenticator
+from gate.oauth.decision import Decision, require_post
+from gate.oauth.form import invalid_request
+from gate.oauth.request import read_token_request
+from gate.oauth.responses import error_response, json_response
+from gate.state import SharedState
+from gate.tokens.revocation_list import RevocationList
+
+
+class RevocationEndpoint:
+    """Starlette endpoint for ``POST {revocation_path}``."""
+
+    def __init__(self, holder: SnapshotHolder, state: SharedState) -> None:
+        self.holder = holder
+        self.state = state
+        self.authenticator = ClientAuthenticator(state)
+        self.revocations = RevocationList(state)
+
+    async def __call__(self, request: Request) -> Response:
+        snapshot = self.holder.current
+        decision = Decision("revocation_decision", request)
+
+        try:
+            response = await self._handle(request, snapshot, decision)
+        except OAuthError as error:
+            decision.deny(error)
+            response = error_response(error)
+
+        decision.log()
+        return response
+
+    async def _handle(self, request: Request, snapshot: Snapshot, decision: Decision) -> Response:
+        require_post(request)
+        revocation_request = await read_token_request(request)
+
+        endpoint_url = snapshot.config.issuer.rstrip("/") + snapshot.config.token_endpoint.revocation_path
+        context = AuthContext(snapshot, self.state, endpoint_url, None)
+        client, _ = await self.authenticator.authenticate(revocation_request, context, decision)
+        if client.revocation == "none":
+            raise _unauthorized("This client may not revoke tokens.", "revocation_not_allowed")
+
+        token = revocation_request.form.get("token")
+        if not token:
+            raise invalid_request("The 'token' parameter is missing.", "missing_token")
+
+        decision.grant(await self._revoke(snapshot, client, token))
+        return json_response({})
+
+    async def _revoke(self, snapshot: Snapshot, client: Client, token: str) -> str:
+        """Revoke ``token`` if it is gate's and ``client`` may revoke it; return the reason id for the log."""
+        try:
+            verified = await snapshot.verifier.verify(token)
+        except BearerError:
+            return "token_invalid"
+
+        jti = verified.claims.get("jti")
+        if verified.issuer != snapshot.config.issuer or not isinstance(jti, str):
+            return "token_not_gates"
+
+        if client.revocation == "own" and verified.claims.get("client_id") != client.client_id:
+            raise _unauthorized("This client may revoke only tokens issued to it.", "token_of_other_client")
+
+        await self.revocations.revoke(jti, verified.expires_at, snapshot.config.tokens.leeway)
+        return "token_revoked"
+
+
+def _unauthorized(description: str, reason_id: str) -> OAuthError:
+    return OAuthError("unauthorized_client", description, reason_id=reason_id)
