@@ -1,0 +1,120 @@
+"""The decision pipeline: match, authenticate, authorize.
+
+``decide`` turns a request into a ``Decision`` without forwarding anything,
+so the proxy, the WebSocket proxy and ``gate explain`` all reach the same
+verdict the same way. It needs only a snapshot and the request's method, host,
+raw path, query string and headers, so it also runs without a server.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from gate.config.snapshot import Snapshot
+from gate.errors import BearerError
+from gate.proxy.authorize import RequestFacts, authorize
+from gate.proxy.bearer import bearer_token
+from gate.proxy.headers import Headers
+from gate.proxy.paths import PathError, normalise_path
+from gate.proxy.routes import Route, request_host
+from gate.tokens.verifier import VerifiedToken
+
+_QUERY_SYNTAX = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$")
+
+
+@dataclass(frozen=True)
+class ProxyRequest:
+    """What the pipeline looks at in a request. Header names are lower case."""
+
+    method: str
+    raw_path: bytes
+    query_string: bytes = b""
+    headers: Headers = field(default_factory=list)
+
+    @classmethod
+    def from_scope(cls, scope: dict[str, Any]) -> ProxyRequest:
+        """Read an ASGI ``http`` or ``websocket`` scope; a WebSocket handshake is a GET."""
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        return cls(scope.get("method", "GET"), raw_path, scope.get("query_string", b""), scope["headers"])
+
+    def host_header(self) -> list[bytes]:
+        return [value for name, value in self.headers if name == b"host"]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A denial that is not about the token: a bad request target or no route."""
+
+    error: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict on one request, and what it was based on.
+
+    ``status`` is the response status for a denied request and 200 for a
+    granted one, which the forwarder replaces with the upstream's status.
+    ``error`` is a ``BearerError`` for token problems (401 or 403 with an RFC
+    6750 challenge) and a ``Rejection`` for 400 and 404.
+    """
+
+    granted: bool
+    reason_id: str
+    status: int
+    route: Route | None = None
+    path: str | None = None
+    token: VerifiedToken | None = None
+    error: BearerError | Rejection | None = None
+
+
+async def decide(snapshot: Snapshot, request: ProxyRequest) -> Decision:
+    """Match ``request`` to a route of ``snapshot``, then authenticate and authorize it."""
+    hosts = request.host_header()
+    if len(hosts) > 1:
+        return _rejected(400, "bad_host", Rejection("invalid_request", "The request has more than one Host header."))
+
+    try:
+        path = normalise_path(request.raw_path)
+        if not _QUERY_SYNTAX.match(request.query_string):
+            raise PathError("the query string contains characters that must be percent-encoded")
+    except PathError as error:
+        return _rejected(400, "bad_path", Rejection("invalid_path", f"The request path is rejected: {error}."))
+
+    host = request_host(hosts[0] if hosts else None)
+    route = snapshot.routes.match(request.method, host, path)
+    if route is None:
+        return _rejected(404, "no_route", Rejection("not_found", "No route matches this request."))
+
+    token: VerifiedToken | None = None
+    try:
+        token = await authenticate(snapshot, route, request)
+        if token is not None:
+            authorize(route.requirements, token, RequestFacts(request.method, path, host, tuple(request.headers)))
+    except BearerError as error:
+        return Decision(False, error.reason_id, error.status, route, path, token, error)
+
+    reason_id = "token_accepted" if token is not None else f"{route.mode}_route"
+    return Decision(True, reason_id, 200, route, path, token)
+
+
+async def authenticate(snapshot: Snapshot, route: Route, request: ProxyRequest) -> VerifiedToken | None:
+    """Return the verified token for ``route``, or ``None`` where the route lets a request pass without one.
+
+    Public routes never read the token. Optional routes verify a token that is
+    sent and reject a bad one (RFC 6750 section 3.1), but pass a request
+    without any ``Authorization`` header.
+    """
+    if route.mode == "public":
+        return None
+
+    if route.mode == "optional" and not any(name == b"authorization" for name, _ in request.headers):
+        return None
+
+    return await snapshot.verifier.verify(bearer_token(request.headers))
+
+
+def _rejected(status: int, reason_id: str, rejection: Rejection) -> Decision:
+    return Decision(False, reason_id, status, error=rejection)
