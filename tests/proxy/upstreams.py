@@ -1,0 +1,126 @@
+"""Upstreams and a raw HTTP/1.1 client for proxy tests."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+from dataclasses import dataclass, field
+
+from tests.servers import RecordingUpstream
+
+GZIP_BODY = gzip.compress(b'{"compressed": true}' * 50)
+COOKIES = [b"session=abc; Path=/; HttpOnly", b"theme=dark; Path=/", b"lang=en, fr; Path=/"]
+
+
+@dataclass
+class ScriptedUpstream(RecordingUpstream):
+    """A recording upstream with a few special paths.
+
+    - ``/cookies``: three ``Set-Cookie`` headers and a repeated ``X-Multi`` header;
+    - ``/gzip``: a gzip body with ``Content-Encoding: gzip`` and ``Content-Length``;
+    - ``/drip``: sends a chunk every 20 ms until the client leaves, then records it in ``cancelled``;
+    - ``/echo``: streams the request body back as it arrives, without keeping it.
+    """
+
+    cancelled: list[str] = field(default_factory=list)
+    echoed_bytes: list[int] = field(default_factory=list)
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path.endswith("/drip"):
+            await self._drip(scope, receive, send)
+        elif path.endswith("/echo"):
+            await self._echo(receive, send)
+        elif path.endswith("/cookies"):
+            await self._respond(
+                scope,
+                receive,
+                send,
+                [(b"set-cookie", value) for value in COOKIES]
+                + [(b"x-multi", b"one"), (b"x-multi", b"two"), (b"content-length", b"2")],
+                b"ok",
+            )
+        elif path.endswith("/gzip"):
+            headers = [
+                (b"content-encoding", b"gzip"),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(GZIP_BODY)).encode()),
+            ]
+            await self._respond(scope, receive, send, headers, GZIP_BODY)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _respond(self, scope, receive, send, headers, body) -> None:
+        await super().__call__(scope, receive, _Discard())
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _drip(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        disconnect = asyncio.ensure_future(_until_disconnect(receive))
+        for _ in range(500):  # at most 10 seconds
+            if disconnect.done():
+                self.cancelled.append(scope["path"])
+                return
+            await send({"type": "http.response.body", "body": b"tick\n", "more_body": True})
+            await asyncio.sleep(0.02)
+        disconnect.cancel()
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _echo(self, receive, send) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]}
+        )
+        total = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if message["type"] == "http.disconnect" or not message.get("more_body"):
+                break
+        self.echoed_bytes.append(total)
+        await send({"type": "http.response.body", "body": b""})
+
+
+class _Discard:
+    async def __call__(self, message: dict) -> None:
+        return None
+
+
+async def _until_disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+
+def send_raw(base_url: str, request: bytes, timeout: float = 5.0) -> RawResponse:
+    """Send ``request`` byte for byte and read the response until the server closes.
+
+    Requests should carry ``Connection: close``. The body is returned as sent
+    on the wire, so a chunked body keeps its chunk framing.
+    """
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = [tuple(part.strip() for part in line.split(":", 1)) for line in header_lines]
+    return RawResponse(int(status_line.split()[1]), headers, body)  # type: ignore[arg-type]
