@@ -116,7 +116,7 @@ class RouteConfig(StrictModel):
     strip_prefix: bool = False
     forward_authorization: bool = False
     read_timeout: float | None = Field(default=None, gt=0)
-    auth: RouteAuthConfig = Field(default_factory=RouteAuthConfig)
+    auth: RouteAuthConfig
 
     @field_validator("path_prefix", "path_glob")
     @classmethod
