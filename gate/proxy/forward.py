@@ -181,11 +181,19 @@ class _RequestBody:
             self.finished.set()
 
     async def watch_disconnect(self, task: asyncio.Task | None) -> None:
-        await self.finished.wait()
-        if self.disconnected:
-            return
+        """Cancel ``task`` once the client has gone, seen here or while reading the body.
 
-        message: Message = await self.receive()
-        if message["type"] == "http.disconnect" and task is not None:
+        aiohttp does not always end the exchange when the body iterator raises
+        (3.14 keeps waiting for the response), so the task is cancelled either way.
+        """
+        await self.finished.wait()
+
+        if not self.disconnected:
+            # A request without a body still has one empty "http.request" message first.
+            message: Message = await self.receive()
+            while message["type"] != "http.disconnect":
+                message = await self.receive()
             self.disconnected = True
+
+        if task is not None:
             task.cancel()

@@ -20,7 +20,8 @@ class ScriptedUpstream(RecordingUpstream):
     - ``/cookies``: three ``Set-Cookie`` headers and a repeated ``X-Multi`` header;
     - ``/gzip``: a gzip body with ``Content-Encoding: gzip`` and ``Content-Length``;
     - ``/drip``: sends a chunk every 20 ms until the client leaves, then records it in ``cancelled``;
-    - ``/echo``: streams the request body back as it arrives, without keeping it.
+    - ``/echo``: streams the request body back as it arrives, without keeping it, and
+      records a client that leaves mid-body in ``cancelled``.
     """
 
     cancelled: list[str] = field(default_factory=list)
@@ -33,7 +34,7 @@ class ScriptedUpstream(RecordingUpstream):
         if path.endswith("/drip"):
             await self._drip(scope, receive, send)
         elif path.endswith("/echo"):
-            await self._echo(receive, send)
+            await self._echo(scope, receive, send)
         elif path.endswith("/cookies"):
             await self._respond(
                 scope,
@@ -70,18 +71,20 @@ class ScriptedUpstream(RecordingUpstream):
         disconnect.cancel()
         await send({"type": "http.response.body", "body": b""})
 
-    async def _echo(self, receive, send) -> None:
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]}
-        )
+    async def _echo(self, scope, receive, send) -> None:
+        headers = [(b"content-type", b"application/octet-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         total = 0
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                self.cancelled.append(scope["path"])
+                return
             chunk = message.get("body", b"")
             total += len(chunk)
             if chunk:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if message["type"] == "http.disconnect" or not message.get("more_body"):
+            if not message.get("more_body"):
                 break
         self.echoed_bytes.append(total)
         await send({"type": "http.response.body", "body": b""})
