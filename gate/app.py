@@ -26,6 +26,7 @@ from gate.oauth.metadata import (
 )
 from gate.proxy.forward import Forwarder
 from gate.proxy.handler import ProxyHandler
+from gate.proxy.websocket import WebSocketProxy
 from gate.state import MemoryState, SharedState
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class GateApp:
         self.state: SharedState = state or MemoryState()
         self.forwarder = Forwarder(holder.current.config.upstream_client)
         self.proxy = ProxyHandler(holder, self.forwarder, self.state)
+        self.websockets = WebSocketProxy(holder, self.forwarder)
 
         metadata = MetadataEndpoints(holder)
         health = HealthEndpoints(holder)
@@ -63,9 +65,8 @@ class GateApp:
             await (endpoint or self.proxy)(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        else:
-            # TODO: proxy WebSocket connections under the same route checks.
-            await send({"type": "websocket.close", "code": 1008})
+        elif scope["type"] == "websocket":
+            await self.websockets(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

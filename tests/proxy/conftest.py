@@ -28,6 +28,7 @@ def proxy_routes(upstream: str) -> list[dict[str, Any]]:
     protected = {"audience": [AUDIENCE]}
     return [
         {"id": "public", "path_prefix": "/public/", "upstream": upstream, "auth": {"mode": "public"}},
+        {"id": "ws", "path_prefix": "/ws", "upstream": upstream, "auth": {**protected, "scopes": ["orders:read"]}},
         {"id": "admin", "path_prefix": "/admin", "upstream": upstream, "auth": protected},
         {"id": "optional", "path_prefix": "/maybe", "upstream": upstream, "auth": {**protected, "mode": "optional"}},
         {

@@ -20,14 +20,19 @@ class ScriptedUpstream(RecordingUpstream):
     - ``/cookies``: three ``Set-Cookie`` headers and a repeated ``X-Multi`` header;
     - ``/gzip``: a gzip body with ``Content-Encoding: gzip`` and ``Content-Length``;
     - ``/drip``: sends a chunk every 20 ms until the client leaves, then records it in ``cancelled``;
+    - any WebSocket: says "hello", then echoes each message with "echo: " in front;
     - ``/echo``: streams the request body back as it arrives, without keeping it, and
       records a client that leaves mid-body in ``cancelled``.
     """
 
     cancelled: list[str] = field(default_factory=list)
     echoed_bytes: list[int] = field(default_factory=list)
+    websockets: list[dict] = field(default_factory=list)
 
     async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             return
         path = scope["path"]
@@ -88,6 +93,20 @@ class ScriptedUpstream(RecordingUpstream):
                 break
         self.echoed_bytes.append(total)
         await send({"type": "http.response.body", "body": b""})
+
+    async def _websocket(self, scope, receive, send) -> None:
+        self.websockets.append(scope)
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept", "subprotocol": (scope.get("subprotocols") or [None])[0]})
+        await send({"type": "websocket.send", "text": "hello"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") is not None:
+                await send({"type": "websocket.send", "text": "echo: " + message["text"]})
+            else:
+                await send({"type": "websocket.send", "bytes": b"echo: " + message["bytes"]})
 
 
 class _Discard:
