@@ -19,14 +19,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from cachetools import LRUCache
 
 from gate.errors import BearerError
-from gate.policy import Policy, PolicyEvaluationError, new_context
+from gate.policy import Policy, PolicyEvaluationError, compile_policy, new_context
 from gate.tokens.verifier import VerifiedToken
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,39 @@ class Requirements:
     scopes: frozenset[str] = frozenset()
     claims: Mapping[str, tuple[ClaimValue, ...]] = field(default_factory=dict)
     policy: Policy | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        issuers: Iterable[str],
+        audience: Iterable[str],
+        mode: Mode = "protected",
+        audience_match: Literal["any", "all"] = "any",
+        scopes: Iterable[str] = (),
+        claims: Mapping[str, ClaimValue | list[ClaimValue]] | None = None,
+        policy: str | None = None,
+    ) -> Requirements:
+        """Build requirements from plain values, compiling ``policy``.
+
+        Raise ``ValueError`` when no issuer or audience is given, and
+        ``PolicySyntaxError`` when the policy does not compile.
+        """
+        issuer_set, audience_set = frozenset(issuers), frozenset(audience)
+        if not issuer_set or not audience_set:
+            raise ValueError("requirements need at least one issuer and one audience")
+
+        compiled = compile_policy(policy) if policy is not None else None
+        values = {name: tuple(value) if isinstance(value, list) else (value,) for name, value in (claims or {}).items()}
+        return cls(
+            mode=mode,
+            issuers=issuer_set,
+            audiences=audience_set,
+            audience_match=audience_match,
+            scopes=frozenset(scopes),
+            claims=MappingProxyType(values),
+            policy=compiled,
+        )
 
 
 def policy_headers(headers: tuple[tuple[bytes, bytes], ...] | list[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gate.config.snapshot import Snapshot
 from gate.errors import BearerError
@@ -22,6 +22,12 @@ from gate.proxy.routes import Route, request_host
 from gate.tokens.verifier import VerifiedToken
 
 _QUERY_SYNTAX = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$")
+
+
+class Verifier(Protocol):
+    """What the pipeline needs of a token verifier."""
+
+    async def verify(self, token: str) -> VerifiedToken: ...
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,7 @@ async def decide(snapshot: Snapshot, request: ProxyRequest) -> Decision:
 
     token: VerifiedToken | None = None
     try:
-        token = await authenticate(snapshot, route, request)
+        token = await authenticate(snapshot.verifier, route.mode, request.headers)
         if token is not None:
             authorize(route.requirements, token, RequestFacts(request.method, path, host, tuple(request.headers)))
     except BearerError as error:
@@ -100,20 +106,20 @@ async def decide(snapshot: Snapshot, request: ProxyRequest) -> Decision:
     return Decision(True, reason_id, 200, route, path, token)
 
 
-async def authenticate(snapshot: Snapshot, route: Route, request: ProxyRequest) -> VerifiedToken | None:
-    """Return the verified token for ``route``, or ``None`` where the route lets a request pass without one.
+async def authenticate(verifier: Verifier, mode: str, headers: Headers) -> VerifiedToken | None:
+    """Return the verified bearer token, or ``None`` where ``mode`` lets a request pass without one.
 
     Public routes never read the token. Optional routes verify a token that is
     sent and reject a bad one (RFC 6750 section 3.1), but pass a request
     without any ``Authorization`` header.
     """
-    if route.mode == "public":
+    if mode == "public":
         return None
 
-    if route.mode == "optional" and not any(name == b"authorization" for name, _ in request.headers):
+    if mode == "optional" and not any(name == b"authorization" for name, _ in headers):
         return None
 
-    return await snapshot.verifier.verify(bearer_token(request.headers))
+    return await verifier.verify(bearer_token(headers))
 
 
 def _rejected(status: int, reason_id: str, rejection: Rejection) -> Decision:

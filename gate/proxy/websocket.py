@@ -55,7 +55,7 @@ class WebSocketProxy:
             decision = await decide(snapshot, ProxyRequest.from_scope(scope))
             log.record(decision)
             if not decision.granted or decision.route is None or decision.path is None:
-                await _deny(scope, send, decision)
+                await deny_websocket(scope, send, decision)
                 return
 
             client = scope.get("client")
@@ -93,7 +93,7 @@ class WebSocketProxy:
                 502,
                 error=Rejection("bad_gateway", "The upstream WebSocket handshake failed."),
             )
-            await _deny(scope, send, failed)
+            await deny_websocket(scope, send, failed)
             return 502
 
         async with upstream:
@@ -144,7 +144,8 @@ async def _upstream_to_client(upstream: aiohttp.ClientWebSocketResponse, send: S
     await send({"type": "websocket.close", "code": code})
 
 
-async def _deny(scope: Scope, send: Send, decision: Decision) -> None:
+async def deny_websocket(scope: Scope, send: Send, decision: Decision) -> None:
+    """Reject a WebSocket handshake with ``decision``'s HTTP response, or close code 1008."""
     if "websocket.http.response" not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": POLICY_VIOLATION})
         return
