@@ -2,11 +2,15 @@
 
 ``BearerAuthMiddleware`` is pure ASGI, so streamed bodies and lifespan events
 pass through untouched. For each HTTP request and WebSocket handshake it
-verifies the bearer token and checks the ``Requirements``, then calls the app
-with ``scope["auth"]`` (a Starlette ``AuthCredentials`` carrying the token's
-scopes, plus ``token``) and ``scope["user"]`` (a ``TokenUser``, or Starlette's
-``UnauthenticatedUser`` on an optional check without a token). A request that
-fails gets the RFC 6750 response the proxy sends, and never reaches the app.
+verifies the bearer token and checks the ``Requirements``. It then calls the
+app with two scope keys:
+
+- ``scope["auth"]``: Starlette ``AuthCredentials`` with the token's scopes, and ``token``;
+- ``scope["user"]``: a ``TokenUser``, or Starlette's ``UnauthenticatedUser`` when
+  an optional check passes a request without a token.
+
+A request that fails gets the RFC 6750 response the proxy sends, and never
+reaches the app.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ ClaimValue = str | int | bool
 
 
 class RouteAuthConfig(StrictModel):
-    """What a request must carry to pass a route.
+    """The token checks of a route.
 
     ``public`` routes never look at a token. ``optional`` routes check a token
     when one is sent (a bad one is rejected) and pass requests without one.
@@ -105,7 +105,7 @@ class RouteAuthConfig(StrictModel):
 
 
 class RouteConfig(StrictModel):
-    """Which requests a route takes, the upstream it sends them to, and its checks."""
+    """A route: the requests it takes, the upstream it sends them to, and its checks."""
 
     id: NonEmptyStr
     path_prefix: NonEmptyStr | None = None

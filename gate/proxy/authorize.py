@@ -10,8 +10,8 @@ The checks run in a fixed order, and the first failure is reported:
 
 RFC 6750 section 3.1 defines ``insufficient_scope`` as "the request requires
 higher privileges than provided by the access token", so failed claims and
-policies use it too, without a ``scope`` attribute; the JSON body's ``reason``
-tells them apart.
+policies use it too, without a ``scope`` attribute. The ``reason`` field of the
+JSON body distinguishes them.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class RequestFacts:
 
 @dataclass(frozen=True)
 class Requirements:
-    """What a token must show to pass a route (or an app behind the middleware)."""
+    """The checks a token must pass for a route, or for an app behind the middleware."""
 
     mode: Mode = "protected"
     issuers: frozenset[str] = frozenset()

@@ -111,7 +111,7 @@ class Forwarder:
         except ClientDisconnectedError:
             raise
         except TimeoutError:
-            raise UpstreamError(504, "The upstream did not answer in time.", reason_id="upstream_timeout") from None
+            raise UpstreamError(504, "The upstream did not respond in time.", reason_id="upstream_timeout") from None
         except aiohttp.ClientError as error:
             if body.disconnected:  # aiohttp reports the aborted body upload as its own error
                 raise ClientDisconnectedError from None

@@ -25,14 +25,14 @@ _QUERY_SYNTAX = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$")
 
 
 class Verifier(Protocol):
-    """What the pipeline needs of a token verifier."""
+    """The token verifier interface the pipeline uses."""
 
     async def verify(self, token: str) -> VerifiedToken: ...
 
 
 @dataclass(frozen=True)
 class ProxyRequest:
-    """What the pipeline looks at in a request. Header names are lower case."""
+    """The parts of a request the pipeline reads. Header names are lower case."""
 
     method: str
     raw_path: bytes

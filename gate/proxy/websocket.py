@@ -1,9 +1,9 @@
 """WebSocket connections through the same route checks as HTTP requests.
 
 The handshake is a GET, so ``decide`` judges it like any request. A denied
-handshake is answered with the same 401, 403 or 404 response as HTTP when the
-server supports the ASGI "websocket.http.response" extension (uvicorn does),
-and closed with code 1008 (policy violation) otherwise. A granted one is
+handshake gets the same 401, 403 or 404 response as HTTP when the server
+supports the ASGI "websocket.http.response" extension (uvicorn 0.55 does).
+Otherwise it is closed with code 1008 (policy violation). A granted one is
 connected upstream with aiohttp's ``ws_connect``, and messages are relayed in
 both directions until either side closes.
 """
@@ -31,7 +31,6 @@ _HANDSHAKE_HEADERS = frozenset(
     {b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"sec-websocket-protocol"}
 )
 POLICY_VIOLATION = 1008
-INTERNAL_ERROR = 1011
 NORMAL_CLOSURE = 1000
 
 

@@ -20,7 +20,7 @@ class ScriptedUpstream(RecordingUpstream):
     - ``/cookies``: three ``Set-Cookie`` headers and a repeated ``X-Multi`` header;
     - ``/gzip``: a gzip body with ``Content-Encoding: gzip`` and ``Content-Length``;
     - ``/drip``: sends a chunk every 20 ms until the client leaves, then records it in ``cancelled``;
-    - any WebSocket: says "hello", then echoes each message with "echo: " in front;
+    - any WebSocket: sends "hello", then echoes each message with "echo: " in front;
     - ``/echo``: streams the request body back as it arrives, without keeping it, and
       records a client that leaves mid-body in ``cancelled``.
     """
