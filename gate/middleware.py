@@ -100,7 +100,7 @@ class BearerAuthMiddleware:
 
         hosts = [value for name, value in headers if name == b"host"]
         facts = RequestFacts(
-            scope.get("method", "GET"), scope["path"], request_host(hosts[0] if hosts else None), tuple(headers)
+            scope.get("method", "GET"), scope["path"], request_host(hosts[0] if hosts else None), headers
         )
         authorize(self.requirements, token, facts)
         return token

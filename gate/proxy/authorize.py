@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -43,7 +43,7 @@ class RequestFacts:
     method: str
     path: str
     host: str | None = None
-    headers: tuple[tuple[bytes, bytes], ...] = ()
+    headers: Sequence[tuple[bytes, bytes]] = ()
 
     def as_policy_input(self, with_headers: bool) -> dict[str, Any]:
         facts: dict[str, Any] = {"method": self.method, "path": self.path, "host": self.host or ""}
@@ -98,7 +98,7 @@ class Requirements:
         )
 
 
-def policy_headers(headers: tuple[tuple[bytes, bytes], ...] | list[tuple[bytes, bytes]]) -> dict[str, str]:
+def policy_headers(headers: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
     """Return request headers for a policy: lower-case names, repeated values joined by ``", "``.
 
     ``Authorization`` is left out, so no policy input or policy error contains a token.

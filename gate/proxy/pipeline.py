@@ -9,6 +9,7 @@ raw path, query string and headers, so it also runs without a server.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,6 +45,22 @@ class ProxyRequest:
         """Read an ASGI ``http`` or ``websocket`` scope; a WebSocket handshake is a GET."""
         raw_path = scope.get("raw_path") or scope["path"].encode()
         return cls(scope.get("method", "GET"), raw_path, scope.get("query_string", b""), scope["headers"])
+
+    @classmethod
+    def create(
+        cls,
+        method: str,
+        host: str,
+        raw_path: bytes,
+        query_string: bytes = b"",
+        headers: Iterable[tuple[bytes, bytes]] = (),
+    ) -> ProxyRequest:
+        """Build a request from its parts, for callers without an ASGI scope such as ``gate explain``.
+
+        ``host`` becomes the ``Host`` header, replacing any in ``headers``.
+        """
+        lowered = [(name.lower(), value) for name, value in headers if name.lower() != b"host"]
+        return cls(method.upper(), raw_path, query_string, [(b"host", host.encode("idna")), *lowered])
 
     def host_header(self) -> list[bytes]:
         return [value for name, value in self.headers if name == b"host"]
@@ -98,7 +115,7 @@ async def decide(snapshot: Snapshot, request: ProxyRequest) -> Decision:
     try:
         token = await authenticate(snapshot.verifier, route.mode, request.headers)
         if token is not None:
-            authorize(route.requirements, token, RequestFacts(request.method, path, host, tuple(request.headers)))
+            authorize(route.requirements, token, RequestFacts(request.method, path, host, request.headers))
     except BearerError as error:
         return Decision(False, error.reason_id, error.status, route, path, token, error)
 

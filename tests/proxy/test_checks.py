@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 
@@ -130,3 +132,40 @@ async def test_decide_runs_offline(proxy_gate: ProxyGate) -> None:
     assert decision.token is not None
     assert decision.token.subject == "orders-robot"
     assert proxy_gate.count() == before
+
+
+async def test_explain_style_request_offline(proxy_gate: ProxyGate) -> None:
+    snapshot = load_snapshot(proxy_gate.config_path)
+    request = ProxyRequest.create("get", "one.apps.example.com", b"/hosted/x", b"a=1", [(b"Host", b"ignored.example")])
+
+    decision = await decide(snapshot, request)
+
+    assert decision.granted is True
+    assert decision.route is not None
+    assert decision.route.id == "hosted"
+    assert decision.reason_id == "public_route"
+
+
+def test_upstream_failure_logged(proxy_gate: ProxyGate, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="gate")
+
+    httpx.get(proxy_gate.url + "/dead/logged")
+
+    failures = [record for record in caplog.records if getattr(record, "event", None) == "upstream_error"]
+    assert failures
+    assert any(getattr(record, "reason_id", None) == "upstream_unreachable" for record in failures)
+
+
+def test_logs_never_contain_token(proxy_gate: ProxyGate, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    tokens = [proxy_gate.token(), proxy_gate.token(aud="other-api"), proxy_gate.token(scope="x")]
+
+    for token in tokens:
+        for path in ("/admin/x", "/policy", "/scoped", "/maybe"):
+            httpx.get(proxy_gate.url + path, headers=bearer(token))
+
+    text = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
+    assert "proxy_decision" in text
+    for token in tokens:
+        assert token not in text
+        assert token.split(".")[2] not in text
