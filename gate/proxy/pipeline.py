@@ -126,17 +126,21 @@ async def decide(snapshot: Snapshot, request: ProxyRequest) -> Decision:
 async def authenticate(verifier: Verifier, mode: str, headers: Headers) -> VerifiedToken | None:
     """Return the verified bearer token, or ``None`` where ``mode`` lets a request pass without one.
 
-    Public routes never read the token. Optional routes verify a token that is
-    sent and reject a bad one (RFC 6750 section 3.1), but pass a request
-    without any ``Authorization`` header.
+    Public routes never read the token. Optional routes verify a bearer token
+    that is sent and reject a bad one (RFC 6750 section 3.1), but pass a
+    request without one, including one whose ``Authorization`` has another scheme.
     """
     if mode == "public":
         return None
 
-    if mode == "optional" and not any(name == b"authorization" for name, _ in headers):
-        return None
+    try:
+        token = bearer_token(headers)
+    except BearerError as error:
+        if mode == "optional" and error.reason_id == "missing_token":
+            return None
+        raise
 
-    return await verifier.verify(bearer_token(headers))
+    return await verifier.verify(token)
 
 
 def _rejected(status: int, reason_id: str, rejection: Rejection) -> Decision:

@@ -23,6 +23,8 @@ CHECK_CASES = {
     "optional without token": ("/maybe", None, {}, 200, None),
     "optional with bad token": ("/maybe", {"aud": "other-api"}, {}, 401, "audience_mismatch"),
     "optional with good token": ("/maybe", {}, {}, 200, None),
+    "optional with basic auth": ("/maybe", None, {"Authorization": "Basic dXNlcjpwdw=="}, 200, None),
+    "optional with malformed bearer": ("/maybe", None, {"Authorization": "Bearer a b"}, 400, "malformed_bearer"),
     "missing scope": ("/scoped", {}, {}, 403, "insufficient_scope"),
     "scope in scp array": ("/scoped", {"scope": None, "scp": ["admin:all"]}, {}, 200, None),
     "scope granted": ("/scoped", {"scope": "orders:read admin:all"}, {}, 200, None),
