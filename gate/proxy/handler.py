@@ -12,6 +12,7 @@ import time
 
 from starlette.types import Receive, Scope, Send
 
+from gate.config.model import GateConfig
 from gate.config.snapshot import Snapshot, SnapshotHolder
 from gate.errors import UpstreamError
 from gate.proxy.forward import ClientDisconnectedError, Forwarder
@@ -68,15 +69,17 @@ class HeaderBuilders:
     """The ``UpstreamHeaders`` of the current config, rebuilt when the config changes."""
 
     def __init__(self) -> None:
-        self._for: tuple[int, UpstreamHeaders] | None = None
+        # The config object itself is kept, not its id(), because a freed
+        # config's id can be reused by the next one.
+        self._for: tuple[GateConfig, UpstreamHeaders] | None = None
 
     def of(self, snapshot: Snapshot) -> UpstreamHeaders:
         cached = self._for
-        if cached is not None and cached[0] == id(snapshot.config):
+        if cached is not None and cached[0] is snapshot.config:
             return cached[1]
 
         builder = UpstreamHeaders(snapshot.config.identity_headers, snapshot.config.forwarding)
-        self._for = (id(snapshot.config), builder)
+        self._for = (snapshot.config, builder)
         return builder
 
 

@@ -10,6 +10,7 @@ from gate.config.compile import load_snapshot
 from gate.config.model import ForwardingConfig
 from gate.errors import ConfigError
 from gate.keys.generate import generate_private_key, write_private_key
+from gate.proxy.handler import HeaderBuilders
 from gate.proxy.headers import ForwardedHeaders
 
 HEAD = """issuer: "https://gate.test"
@@ -125,3 +126,22 @@ def test_request_id_kept_when_configured(sent: bytes, kept: bool) -> None:
     request_id = forwarded.request_id([(b"x-request-id", sent)])
 
     assert (request_id == sent.decode("latin-1")) is kept
+
+
+def test_header_builders_follow_reload(tmp_path: Path) -> None:
+    routes = '  - id: "r"\n    upstream: "http://127.0.0.1:9"\n    path_prefix: "/a"\n    auth: {mode: public}\n'
+    write_private_key(generate_private_key("ES256"), tmp_path / "key.pem")
+    (tmp_path / "gate.yaml").write_text(HEAD + routes)
+    first = load_snapshot(tmp_path / "gate.yaml")
+    (tmp_path / "gate.yaml").write_text(HEAD + routes + "identity_headers: {subject: X-Caller}\n")
+    second = load_snapshot(tmp_path / "gate.yaml")
+    builders = HeaderBuilders()
+
+    before = builders.of(first)
+    again = builders.of(first)
+    after = builders.of(second)
+
+    assert again is before
+    assert after is not before
+    assert after.identity.is_reserved(b"x_caller")
+    assert not before.identity.is_reserved(b"x-caller")
