@@ -10,6 +10,7 @@ import pytest
 from gate.config.compile import load_snapshot
 from gate.proxy.pipeline import ProxyRequest, decide
 from tests.proxy.conftest import ProxyGate
+from tests.proxy.upstreams import send_raw
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -171,3 +172,16 @@ def test_logs_never_contain_token(proxy_gate: ProxyGate, caplog: pytest.LogCaptu
     for token in tokens:
         assert token not in text
         assert token.split(".")[2] not in text
+
+
+def test_timeout_mid_response_truncates(proxy_gate: ProxyGate) -> None:
+    """A response that stalls after it started cannot become a 504, so the client sees it cut short."""
+    response = send_raw(
+        proxy_gate.url, b"GET /short-timeout/stall HTTP/1.1\r\nHost: gate.test\r\nConnection: close\r\n\r\n"
+    )
+
+    assert response.status == 200
+    assert response.header("transfer-encoding") == ["chunked"]
+    assert b"first part" in response.body
+    assert b"too late" not in response.body
+    assert not response.body.endswith(b"0\r\n\r\n")

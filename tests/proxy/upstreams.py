@@ -21,6 +21,7 @@ class ScriptedUpstream(RecordingUpstream):
     - ``/gzip``: a gzip body with ``Content-Encoding: gzip`` and ``Content-Length``;
     - ``/drip``: sends a chunk every 20 ms until the client leaves, then records it in ``cancelled``;
     - any WebSocket: sends "hello", then echoes each message with "echo: " in front;
+    - ``/stall``: sends one chunk, then nothing for two seconds;
     - ``/echo``: streams the request body back as it arrives, without keeping it, and
       records a client that leaves mid-body in ``cancelled``.
     """
@@ -38,6 +39,11 @@ class ScriptedUpstream(RecordingUpstream):
         path = scope["path"]
         if path.endswith("/drip"):
             await self._drip(scope, receive, send)
+        elif path.endswith("/stall"):
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"first part\n", "more_body": True})
+            await asyncio.sleep(2)
+            await send({"type": "http.response.body", "body": b"too late\n"})
         elif path.endswith("/echo"):
             await self._echo(scope, receive, send)
         elif path.endswith("/cookies"):
