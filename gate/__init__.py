@@ -10,10 +10,13 @@ from gate.errors import (
     OAuthError,
     UpstreamError,
 )
+from gate.middleware import BearerAuthMiddleware, TokenAuth, TokenUser
+from gate.proxy.authorize import Requirements
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BearerAuthMiddleware",
     "BearerError",
     "ConfigError",
     "ConfigProblem",
@@ -21,6 +24,9 @@ __all__ = [
     "GateError",
     "KeySourceError",
     "OAuthError",
+    "Requirements",
+    "TokenAuth",
+    "TokenUser",
     "UpstreamError",
     "__version__",
     "create_app",

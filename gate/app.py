@@ -33,6 +33,7 @@ from gate.oauth.metadata import (
 from gate.oauth.revocation import RevocationEndpoint
 from gate.proxy.forward import Forwarder
 from gate.proxy.handler import ProxyHandler
+from gate.proxy.websocket import WebSocketProxy
 from gate.state import MemoryState, SharedState
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class GateApp:
         self.forwarder = Forwarder(holder.current.config.upstream_client)
         self.proxy = ProxyHandler(holder, self.forwarder, self.state)
         self._admin_server: Any = None
+        self.websockets = WebSocketProxy(holder, self.forwarder, self.state)
 
         metadata = MetadataEndpoints(holder)
         health = HealthEndpoints(holder, self.reloader)
@@ -84,9 +86,8 @@ class GateApp:
             await (endpoint or self.proxy)(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        else:
-            # TODO: proxy WebSocket connections under the same route checks.
-            await send({"type": "websocket.close", "code": 1008})
+        elif scope["type"] == "websocket":
+            await self.websockets(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

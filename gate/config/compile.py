@@ -6,17 +6,20 @@ import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 
 from pydantic import ValidationError
 
 from gate.config.hints import describe_error
 from gate.config.loader import LoadedYaml, format_path, load_yaml
-from gate.config.model import ClientConfig, GateConfig
+from gate.config.model import ClientConfig, GateConfig, RouteAuthConfig
 from gate.config.snapshot import Client, Snapshot
 from gate.errors import ConfigError, ConfigProblem
 from gate.keys.signing import Keyring, SigningKey, UnsupportedKeyError, algorithm_for, load_private_key
 from gate.oauth.secret_hashes import decoy_hash
-from gate.proxy.routes import Route, RouteTable
+from gate.policy import PolicySyntaxError, compile_policy
+from gate.proxy.authorize import Requirements
+from gate.proxy.routes import Route, RouteTable, compile_glob
 from gate.tokens.issuer import TokenIssuer
 from gate.tokens.verifier import TokenVerifier
 
@@ -217,6 +220,7 @@ def _client_auth_methods(entry: ClientConfig, path: tuple[str | int, ...], probl
 def _compile_routes(config: GateConfig, problems: _Problems) -> RouteTable:
     routes: list[Route] = []
     seen: set[str] = set()
+    known_issuers = _known_issuers(config)
 
     for index, entry in enumerate(config.routes):
         path = ("routes", index)
@@ -224,16 +228,56 @@ def _compile_routes(config: GateConfig, problems: _Problems) -> RouteTable:
             problems.add((*path, "id"), f"duplicate route id {entry.id!r}")
         seen.add(entry.id)
 
+        requirements = _compile_requirements(entry.auth, config.issuer, known_issuers, (*path, "auth"), problems)
         routes.append(
             Route(
                 id=entry.id,
-                path_prefix=entry.path_prefix,
                 upstream=entry.upstream,
+                requirements=requirements,
+                path_prefix=entry.path_prefix,
+                path_pattern=compile_glob(entry.path_glob) if entry.path_glob else None,
+                hosts=tuple(entry.hosts),
+                methods=frozenset(entry.methods),
                 strip_prefix=entry.strip_prefix,
-                mode=entry.auth.mode,
-                audience=frozenset(entry.auth.audience),
                 forward_authorization=entry.forward_authorization,
+                read_timeout=entry.read_timeout,
             )
         )
 
     return RouteTable(routes)
+
+
+def _known_issuers(config: GateConfig) -> frozenset[str]:
+    """Return gate's own issuer and the ``iss`` of every configured trusted issuer."""
+    trusted = getattr(config, "trusted_issuers", None) or []
+    return frozenset({config.issuer, *(getattr(entry, "issuer", None) for entry in trusted)} - {None})
+
+
+def _compile_requirements(
+    auth: RouteAuthConfig,
+    own_issuer: str,
+    known_issuers: frozenset[str],
+    path: tuple[str | int, ...],
+    problems: _Problems,
+) -> Requirements:
+    for index, issuer in enumerate(auth.issuers):
+        if issuer not in known_issuers:
+            problems.add((*path, "issuers", index), f"{issuer!r} is neither gate's issuer nor a trusted issuer")
+
+    policy = None
+    if auth.policy is not None:
+        try:
+            policy = compile_policy(auth.policy)
+        except PolicySyntaxError as error:
+            problems.add((*path, "policy"), str(error))
+
+    claims = {name: tuple(value) if isinstance(value, list) else (value,) for name, value in auth.claims.items()}
+    return Requirements(
+        mode=auth.mode,
+        issuers=frozenset(auth.issuers or [own_issuer]),
+        audiences=frozenset(auth.audience),
+        audience_match=auth.audience_match,
+        scopes=frozenset(auth.scopes),
+        claims=MappingProxyType(claims),
+        policy=policy,
+    )

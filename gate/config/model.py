@@ -7,6 +7,7 @@ tokens are stored as hashes, and private keys come from files.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -24,6 +25,9 @@ DEFAULT_REVOCATION_PATH = "/application/o/revoke/"
 # The credential forms of the token endpoint, one module each in gate/oauth/client_auth/.
 AuthMethodName = Literal["service_account", "encoded_pair", "client_secret_post", "client_secret_basic"]
 GrantTypeName = Literal["client_credentials", "password"]
+SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+HOST_PATTERN = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 Seconds = Annotated[int, Field(gt=0)]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
@@ -104,35 +108,79 @@ class ClientConfig(StrictModel):
         return hashes
 
 
-class RouteAuthConfig(StrictModel):
-    """What a request must carry to pass a route."""
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+ClaimValue = str | int | bool
 
-    mode: Literal["protected", "public"] = "protected"
+
+class RouteAuthConfig(StrictModel):
+    """The token checks of a route.
+
+    ``public`` routes never look at a token. ``optional`` routes check a token
+    when one is sent (a bad one is rejected) and pass requests without one.
+    ``protected`` routes require a token that meets every requirement below.
+    """
+
+    mode: Literal["protected", "optional", "public"] = "protected"
+    issuers: list[NonEmptyStr] = Field(default_factory=list)
     audience: list[NonEmptyStr] = Field(default_factory=list)
+    audience_match: Literal["any", "all"] = "any"
+    scopes: list[NonEmptyStr] = Field(default_factory=list)
+    claims: dict[NonEmptyStr, ClaimValue | list[ClaimValue]] = Field(default_factory=dict)
+    policy: NonEmptyStr | None = None
 
     @model_validator(mode="after")
-    def _protected_needs_audience(self) -> RouteAuthConfig:
-        if self.mode == "protected" and not self.audience:
-            raise ValueError("a protected route needs at least one 'audience' value to accept")
+    def _token_routes_need_audience(self) -> RouteAuthConfig:
+        if self.mode != "public" and not self.audience:
+            raise ValueError(f"a {self.mode} route needs at least one 'audience' value to accept")
         return self
+
+    @field_validator("scopes")
+    @classmethod
+    def _check_scopes(cls, scopes: list[str]) -> list[str]:
+        for scope in scopes:
+            if not SCOPE_TOKEN.match(scope):
+                raise ValueError(f"{scope!r} is not a valid scope (RFC 6749 section 3.3 allows no spaces or quotes)")
+        return scopes
 
 
 class RouteConfig(StrictModel):
-    """A path prefix mapped to an upstream base URL."""
+    """A route: the requests it takes, the upstream it sends them to, and its checks."""
 
     id: NonEmptyStr
-    path_prefix: NonEmptyStr
+    path_prefix: NonEmptyStr | None = None
+    path_glob: NonEmptyStr | None = None
+    hosts: list[NonEmptyStr] = Field(default_factory=list)
+    methods: list[NonEmptyStr] = Field(default_factory=list)
     upstream: NonEmptyStr
     strip_prefix: bool = False
     forward_authorization: bool = False
-    auth: RouteAuthConfig = Field(default_factory=RouteAuthConfig)
+    read_timeout: float | None = Field(default=None, gt=0)
+    auth: RouteAuthConfig
 
-    @field_validator("path_prefix")
+    @field_validator("path_prefix", "path_glob")
     @classmethod
-    def _check_prefix(cls, prefix: str) -> str:
-        if not prefix.startswith("/"):
+    def _check_path(cls, path: str | None) -> str | None:
+        if path is not None and not path.startswith("/"):
             raise ValueError("expected a path starting with '/'")
-        return prefix
+        return path
+
+    @field_validator("hosts")
+    @classmethod
+    def _check_hosts(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not HOST_PATTERN.match(host):
+                raise ValueError(
+                    f"{host!r} is not a host name; expected a name such as 'api.example.com' or '*.example.com'"
+                )
+        return [host.lower() for host in hosts]
+
+    @field_validator("methods")
+    @classmethod
+    def _check_methods(cls, methods: list[str]) -> list[str]:
+        for method in methods:
+            if method.upper() not in HTTP_METHODS:
+                raise ValueError(f"{method!r} is not an HTTP method; expected one of {', '.join(sorted(HTTP_METHODS))}")
+        return [method.upper() for method in methods]
 
     @field_validator("upstream")
     @classmethod
@@ -140,6 +188,14 @@ class RouteConfig(StrictModel):
         if not re.match(r"^https?://[^/?#]+(/[^?#]*)?$", upstream):
             raise ValueError("expected an http:// or https:// URL without query or fragment")
         return upstream.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_path_rule(self) -> RouteConfig:
+        if (self.path_prefix is None) == (self.path_glob is None):
+            raise ValueError("expected exactly one of 'path_prefix' and 'path_glob'")
+        if self.strip_prefix and self.path_prefix is None:
+            raise ValueError("'strip_prefix' needs 'path_prefix'; a glob has no prefix to strip")
+        return self
 
 
 class UpstreamClientConfig(StrictModel):
@@ -161,13 +217,48 @@ class IdentityHeadersConfig(StrictModel):
     """The headers gate sets to tell an upstream who the caller is.
 
     Client-sent headers with these names, or starting with ``strip_prefix``, are
-    removed on every route before gate adds its own.
+    removed on every route before gate adds its own. ``claims`` maps further
+    header names to claim names; string claims are written as they are, other
+    values as compact JSON.
     """
 
     subject: str = "X-Gate-Subject"
     client_id: str = "X-Gate-Client-Id"
     scope: str = "X-Gate-Scope"
+    claims: dict[str, NonEmptyStr] = Field(default_factory=dict)
     strip_prefix: str = "X-Gate-"
+
+    @field_validator("subject", "client_id", "scope", "strip_prefix")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if name and not HEADER_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid header name (RFC 9110 token characters)")
+        return name
+
+    @field_validator("claims")
+    @classmethod
+    def _check_claim_headers(cls, claims: dict[str, str]) -> dict[str, str]:
+        for name in claims:
+            if not HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid header name (RFC 9110 token characters)")
+        return claims
+
+
+class ForwardingConfig(StrictModel):
+    """The X-Forwarded-* and X-Request-Id headers gate sends upstream."""
+
+    trusted_proxies: list[NonEmptyStr] = Field(default_factory=list)
+    keep_request_id: bool = False
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_networks(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP address or CIDR network such as '10.0.0.0/8'") from None
+        return networks
 
 
 class RateLimitConfig(StrictModel):
@@ -202,3 +293,4 @@ class GateConfig(StrictModel):
     tokens: TokenPolicyConfig = Field(default_factory=TokenPolicyConfig)
     identity_headers: IdentityHeadersConfig = Field(default_factory=IdentityHeadersConfig)
     token_endpoint: TokenEndpointConfig = Field(default_factory=TokenEndpointConfig)
+    forwarding: ForwardingConfig = Field(default_factory=ForwardingConfig)

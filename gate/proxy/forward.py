@@ -2,17 +2,24 @@
 
 aiohttp was chosen over httpx by measurement: see bench/forwarding-clients.md.
 aiohttp errors are translated into ``UpstreamError`` here and nowhere else.
+
+Bodies are streamed chunk by chunk in both directions, so memory does not
+grow with their size. Response bodies are passed on byte for byte
+(``auto_decompress=False``), with their ``Content-Encoding`` and
+``Content-Length``. A client that disconnects cancels the upstream request,
+which closes its connection instead of returning it to the pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 from multidict import CIMultiDict
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from yarl import URL
 
 from gate import metrics
@@ -25,6 +32,10 @@ logger = logging.getLogger(__name__)
 _NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
 
+class ClientDisconnectedError(Exception):
+    """The client went away before the exchange ended."""
+
+
 class Forwarder:
     """Send a request upstream and stream the response back to the ASGI client."""
 
@@ -34,12 +45,9 @@ class Forwarder:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=60)
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=self.config.connect_timeout, sock_read=self.config.read_timeout
-        )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=timeout,
+            timeout=self.timeout(None),
             auto_decompress=False,
             skip_auto_headers=_NO_AUTO_HEADERS,
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -56,27 +64,60 @@ class Forwarder:
             raise RuntimeError("the forwarder is not started; it starts with the application's lifespan")
         return self._session
 
-    async def forward(self, scope: Scope, receive: Receive, send: Send, url: str, headers: Headers) -> int:
-        """Forward the request of ``scope`` to ``url`` and stream the answer.
+    def timeout(self, read_timeout: float | None) -> aiohttp.ClientTimeout:
+        """Return the timeouts for one request: connect, and the longest wait between bytes read."""
+        return aiohttp.ClientTimeout(
+            total=None, connect=self.config.connect_timeout, sock_read=read_timeout or self.config.read_timeout
+        )
 
-        Return the upstream's status. Raise ``UpstreamError`` when the
-        upstream cannot be reached or times out before its response starts.
+    async def forward(
+        self, scope: Scope, receive: Receive, send: Send, url: str, headers: Headers, read_timeout: float | None
+    ) -> int:
+        """Forward the request of ``scope`` to ``url`` and stream the response back.
+
+        Return the upstream's status. Raise ``UpstreamError`` when the upstream
+        cannot be reached or times out before its response starts, and
+        ``ClientDisconnectedError`` when the client leaves first. A failure after
+        the response has started ends the response early, which closes the
+        client's connection, so the client sees a truncated body and never a
+        complete-looking one.
         """
+        body = _RequestBody(receive, has_body=_has_body(scope["headers"]))
+        task = asyncio.current_task()
+        watcher = asyncio.create_task(body.watch_disconnect(task))
+
+        try:
+            return await self._exchange(scope, send, url, headers, body, read_timeout)
+        except asyncio.CancelledError:
+            if task is None or not body.disconnected:
+                raise
+            task.uncancel()
+            raise ClientDisconnectedError from None
+        finally:
+            watcher.cancel()
+
+    async def _exchange(
+        self, scope: Scope, send: Send, url: str, headers: Headers, body: _RequestBody, read_timeout: float | None
+    ) -> int:
         started = time.perf_counter()
-        body = _request_body(receive) if _has_body(scope["headers"]) else None
         request = self.session.request(
             scope["method"],
             URL(url, encoded=True),
             headers=CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in headers),
-            data=body,
+            data=body.chunks() if body.has_body else None,
             allow_redirects=False,
+            timeout=self.timeout(read_timeout),
         )
 
         try:
             response = await request
+        except ClientDisconnectedError:
+            raise
         except TimeoutError:
-            raise UpstreamError(504, "The upstream did not answer in time.", reason_id="upstream_timeout") from None
+            raise UpstreamError(504, "The upstream did not respond in time.", reason_id="upstream_timeout") from None
         except aiohttp.ClientError as error:
+            if body.disconnected:  # aiohttp reports the aborted body upload as its own error
+                raise ClientDisconnectedError from None
             logger.warning("upstream request failed", extra={"event": "upstream_error", "error": type(error).__name__})
             raise UpstreamError(502, "The upstream could not be reached.", reason_id="upstream_unreachable") from None
 
@@ -88,8 +129,14 @@ class Forwarder:
                     "headers": strip_hop_by_hop(list(response.raw_headers)),
                 }
             )
-            async for chunk in response.content.iter_any():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            try:
+                async for chunk in response.content.iter_any():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except (TimeoutError, aiohttp.ClientError) as error:
+                logger.warning(
+                    "upstream response broken off", extra={"event": "upstream_error", "error": type(error).__name__}
+                )
+                return response.status
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         metrics.observe_upstream(scope, url, started)
@@ -105,13 +152,52 @@ def _has_body(headers: Headers) -> bool:
     return False
 
 
-async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        body = message.get("body", b"")
-        if body:
-            yield body
-        if not message.get("more_body", False):
-            return
+class _RequestBody:
+    """The client's request body as an async iterator, and a watch for the client leaving.
+
+    Only one coroutine may wait on ``receive`` at a time, so the disconnect
+    watch starts only after the body has been read to its end.
+    """
+
+    def __init__(self, receive: Receive, *, has_body: bool) -> None:
+        self.receive = receive
+        self.has_body = has_body
+        self.finished = asyncio.Event()
+        self.disconnected = False
+        if not has_body:
+            self.finished.set()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    # Raising (not returning) aborts the upstream request, so a
+                    # truncated body never reaches the upstream as a complete one.
+                    self.disconnected = True
+                    raise ClientDisconnectedError
+                body = message.get("body", b"")
+                if body:
+                    yield body
+                if not message.get("more_body", False):
+                    return
+        finally:
+            self.finished.set()
+
+    async def watch_disconnect(self, task: asyncio.Task | None) -> None:
+        """Cancel ``task`` once the client has gone, seen here or while reading the body.
+
+        aiohttp does not always end the exchange when the body iterator raises
+        (3.14 keeps waiting for the response), so the task is cancelled either way.
+        """
+        await self.finished.wait()
+
+        if not self.disconnected:
+            # A request without a body still has one empty "http.request" message first.
+            message: Message = await self.receive()
+            while message["type"] != "http.disconnect":
+                message = await self.receive()
+            self.disconnected = True
+
+        if task is not None:
+            task.cancel()

@@ -9,10 +9,13 @@ which gate writes afresh.
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
 import re
 from collections.abc import Iterable
 
-from gate.config.model import IdentityHeadersConfig
+from gate.config.model import ForwardingConfig, IdentityHeadersConfig
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -30,7 +33,10 @@ HOP_BY_HOP = frozenset(
     }
 )
 FORWARDING = frozenset({b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-real-ip"})
+_DROPPED_TOWARDS_UPSTREAM = frozenset({b"host", b"x-request-id"})
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_CHARACTERS_BYTES = re.compile(rb"[\x00-\x1f\x7f]")
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def canonical_name(name: bytes) -> bytes:
@@ -57,10 +63,13 @@ class IdentityHeaders:
     """The identity headers of one config: what to remove and what to add."""
 
     def __init__(self, config: IdentityHeadersConfig) -> None:
-        self.subject = config.subject.encode()
-        self.client_id = config.client_id.encode()
-        self.scope = config.scope.encode()
-        self.reserved = frozenset(canonical_name(name) for name in (self.subject, self.client_id, self.scope))
+        self.claim_headers: tuple[tuple[bytes, str], ...] = (
+            (config.subject.encode(), "sub"),
+            (config.client_id.encode(), "client_id"),
+            (config.scope.encode(), "scope"),
+            *((name.encode(), claim) for name, claim in config.claims.items()),
+        )
+        self.reserved = frozenset(canonical_name(name) for name, _ in self.claim_headers)
         self.prefix = canonical_name(config.strip_prefix.encode())
 
     def is_reserved(self, name: bytes) -> bool:
@@ -68,17 +77,93 @@ class IdentityHeaders:
         return folded in self.reserved or (bool(self.prefix) and folded.startswith(self.prefix))
 
     def values_for(self, claims: dict[str, object]) -> Headers:
-        """Return the identity headers for ``claims``, skipping unsafe values."""
-        pairs = (
-            (self.subject, claims.get("sub")),
-            (self.client_id, claims.get("client_id")),
-            (self.scope, claims.get("scope")),
-        )
-        return [(name, value.encode()) for name, value in pairs if _safe_header_value(value)]
+        """Return the identity headers for ``claims``, skipping missing and unsafe values."""
+        headers: Headers = []
+        for name, claim in self.claim_headers:
+            value = encode_claim(claims.get(claim))
+            if value is not None:
+                headers.append((name, value))
+        return headers
 
 
-def _safe_header_value(value: object) -> bool:
-    return isinstance(value, str) and value.isascii() and not _CONTROL_CHARACTERS.search(value)
+def encode_claim(value: object) -> bytes | None:
+    """Encode a claim for a header, or return ``None`` when it cannot be written safely.
+
+    A string is written as it is when it is printable ASCII; a string with
+    control or non-ASCII characters is not written at all. Numbers, booleans,
+    arrays and objects are written as compact JSON with non-ASCII characters
+    escaped, so they never contain a control character. A missing claim or
+    ``null`` writes no header.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode() if _safe_header_value(value) else None
+    if isinstance(value, bool | int | float | list | dict):
+        try:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+        except ValueError:
+            return None
+    return None
+
+
+def _safe_header_value(value: str) -> bool:
+    return value.isascii() and not _CONTROL_CHARACTERS.search(value)
+
+
+class ForwardedHeaders:
+    """``X-Forwarded-For``, ``-Proto`` and ``-Host`` for the upstream.
+
+    Incoming forwarded headers are kept, and the peer appended to
+    ``X-Forwarded-For``, only when the peer is one of the trusted proxies.
+    From any other peer they are replaced, so a client cannot claim another
+    address. ``Forwarded`` (RFC 7239) and ``X-Real-IP`` are always removed.
+    """
+
+    def __init__(self, config: ForwardingConfig) -> None:
+        self.networks = tuple(ipaddress.ip_network(network, strict=False) for network in config.trusted_proxies)
+        self.keep_request_id = config.keep_request_id
+
+    def trusts(self, peer: str | None) -> bool:
+        if not self.networks or peer is None:
+            return False
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+    def build(self, client_headers: Headers, peer: str | None, scheme: str) -> Headers:
+        incoming = _first_values(client_headers, FORWARDING) if self.trusts(peer) else {}
+        chain = [value for value in (incoming.get(b"x-forwarded-for"), (peer or "unknown").encode()) if value]
+        host = incoming.get(b"x-forwarded-host") or _first_values(client_headers, {b"host"}).get(b"host")
+
+        added = [
+            (b"x-forwarded-for", b", ".join(chain)),
+            (b"x-forwarded-proto", incoming.get(b"x-forwarded-proto") or scheme.encode()),
+        ]
+        if host:
+            added.append((b"x-forwarded-host", host))
+        return added
+
+    def request_id(self, client_headers: Headers) -> str:
+        """Return the client's ``X-Request-Id`` when configured and well-formed, else a new one."""
+        if self.keep_request_id:
+            sent = _first_values(client_headers, {b"x-request-id"}).get(b"x-request-id")
+            if sent and _REQUEST_ID.match(sent):
+                return sent.decode()
+        return os.urandom(8).hex()
+
+
+def _first_values(headers: Headers, names: Iterable[bytes]) -> dict[bytes, bytes]:
+    """Return the value of each header in ``names``; repeated ones are joined by ", "."""
+    wanted = frozenset(names)
+    found: dict[bytes, bytes] = {}
+    for name, value in headers:
+        folded = name.lower()
+        if folded in wanted and not _CONTROL_CHARACTERS_BYTES.search(value):
+            found[folded] = found[folded] + b", " + value if folded in found else value.strip()
+    return found
 
 
 def upstream_request_headers(
@@ -90,18 +175,50 @@ def upstream_request_headers(
 ) -> Headers:
     """Build the headers sent upstream from what the client sent and what gate adds.
 
-    ``Host`` is dropped because the forwarding client sets the upstream's own.
-    Headers gate adds are appended after the ``Connection`` filter ran, so a
-    client cannot remove them.
+    ``Host`` is dropped because the forwarding client sets the upstream's own,
+    and ``X-Request-Id`` because gate sets its own. A client that sent
+    ``Transfer-Encoding`` loses its ``Content-Length`` (RFC 9112 section 6.3),
+    so the upstream never sees both. Headers gate adds are appended after the
+    ``Connection`` filter ran, so a client cannot remove them.
     """
+    chunked = any(name.lower() == b"transfer-encoding" for name, _ in client_headers)
     kept: Headers = []
     for name, value in strip_hop_by_hop(client_headers):
         folded = canonical_name(name)
-        if folded == b"host" or folded in FORWARDING or identity.is_reserved(name):
+        if folded in _DROPPED_TOWARDS_UPSTREAM or folded in FORWARDING or identity.is_reserved(name):
             continue
         if folded == b"authorization" and not keep_authorization:
+            continue
+        if folded == b"content-length" and chunked:
             continue
         kept.append((name, value))
 
     kept.extend(added)
     return kept
+
+
+class UpstreamHeaders:
+    """Builds the upstream request headers of one config."""
+
+    def __init__(self, identity: IdentityHeadersConfig, forwarding: ForwardingConfig) -> None:
+        self.identity = IdentityHeaders(identity)
+        self.forwarded = ForwardedHeaders(forwarding)
+
+    def build(
+        self,
+        client_headers: Headers,
+        *,
+        peer: str | None,
+        scheme: str,
+        request_id: str,
+        claims: dict[str, object] | None,
+        keep_authorization: bool,
+    ) -> Headers:
+        added = self.forwarded.build(client_headers, peer, scheme)
+        added.append((b"x-request-id", request_id.encode()))
+        if claims is not None:
+            added.extend(self.identity.values_for(claims))
+
+        return upstream_request_headers(
+            client_headers, identity=self.identity, keep_authorization=keep_authorization, added=added
+        )

@@ -14,8 +14,11 @@ import string
 UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 
 # Encoded characters whose meaning differs between servers once decoded:
-# "/" and "\" change the segment structure, NUL ends strings in C code.
+# "/" and "\" change the segment structure, NUL ends strings in C code, and
+# "%" followed by two hex digits is a double encoding that a server decoding
+# twice would read as a different path.
 AMBIGUOUS_ESCAPES = frozenset({"%2F", "%5C", "%00"})
+_DOUBLE_ENCODING = re.compile(rb"%25[0-9A-Fa-f]{2}")
 
 _ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
 _ALLOWED_RAW = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
@@ -48,7 +51,8 @@ def normalise_path(raw_path: bytes) -> str:
     Unreserved characters are percent-decoded and other escapes upper-cased,
     repeated slashes are collapsed and dot segments removed. A path that does
     not start with ``/``, has characters outside RFC 3986, an encoded ``/``,
-    ``\\`` or NUL, or climbs above the root raises ``PathError``.
+    ``\\``, NUL or ``%``, a segment such as ``..;x``, or climbs above the root
+    raises ``PathError`` (the request is rejected with 400).
     """
     if not raw_path.startswith(b"/"):
         raise PathError("the request target must be an absolute path starting with '/'")
@@ -56,14 +60,21 @@ def normalise_path(raw_path: bytes) -> str:
     if not _ALLOWED_RAW.match(raw_path):
         raise PathError("the path contains characters that must be percent-encoded")
 
-    output: list[str] = []
-    raw_segments = raw_path[1:].split(b"/")
+    if _DOUBLE_ENCODING.search(raw_path):
+        raise PathError("the path contains a double percent-encoding such as %252e")
 
-    for raw_segment in raw_segments:
+    output: list[str] = []
+    segment = ""
+
+    for raw_segment in raw_path[1:].split(b"/"):
         segment = _normalise_escapes(raw_segment)
 
         if segment in ("", "."):
             continue
+
+        # Servlet containers read "..;x" as "..": a parameter must not hide a dot segment.
+        if ";" in segment and segment.partition(";")[0] in ("", ".", ".."):
+            raise PathError("a path segment is a dot segment or empty before its ';' parameter")
 
         if segment == "..":
             if not output:
@@ -73,5 +84,6 @@ def normalise_path(raw_path: bytes) -> str:
 
         output.append(segment)
 
-    trailing_slash = raw_segments[-1] in (b"", b".", b"..") and bool(output)
+    # "/a/" and "/a/b/.." end in a directory, so they keep their trailing slash.
+    trailing_slash = segment in ("", ".", "..") and bool(output)
     return "/" + "/".join(output) + ("/" if trailing_slash else "")
