@@ -71,7 +71,7 @@ class GateApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await self._run_hook(self.forwarder.start, "startup", send)
+                await self._run_hook(self._startup, "startup", send)
             elif message["type"] == "lifespan.shutdown":
                 await self._run_hook(self._shutdown, "shutdown", send)
                 return
@@ -85,7 +85,12 @@ class GateApp:
             return
         await send({"type": f"lifespan.{phase}.complete"})
 
+    async def _startup(self) -> None:
+        await self.forwarder.start()
+        await self.holder.current.start()
+
     async def _shutdown(self) -> None:
+        await self.holder.current.close()
         await self.forwarder.close()
         await self.state.close()
 

@@ -41,9 +41,12 @@ class HealthEndpoints:
     async def readyz(self, request: Request) -> Response:
         snapshot = self.holder.current
         key_ok = signing_key_usable(snapshot)
+        sources_ready, key_sources = snapshot.key_store.status()
+        ready = key_ok and sources_ready
         body = {
-            "status": "ready" if key_ok else "not_ready",
+            "status": "ready" if ready else "not_ready",
             "config": {"source": snapshot.source, "version": snapshot.version, "loaded_at": snapshot.loaded_at},
             "signing_key": {"kid": snapshot.keyring.active.kid, "usable": key_ok},
+            "key_sources": key_sources,
         }
-        return Response(json.dumps(body), status_code=200 if key_ok else 503, media_type="application/json")
+        return Response(json.dumps(body), status_code=200 if ready else 503, media_type="application/json")

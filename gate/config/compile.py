@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from gate.config.compile_keys import compile_client_assertions, compile_key_store, own_issuer, retired_until
 from gate.config.loader import LoadedYaml, format_path, load_yaml
 from gate.config.model import GateConfig
 from gate.config.snapshot import Client, Snapshot
@@ -85,13 +86,13 @@ def compile_config(config: GateConfig, loaded: LoadedYaml, *, source: str, base_
     service_accounts = _compile_service_accounts(config, problems)
     clients = _compile_clients(config, service_accounts, problems)
     routes = _compile_routes(config, problems)
+    key_store = compile_key_store(config, base_dir, problems.add)
+    client_assertions = compile_client_assertions(config, key_store, problems.add)
 
     if problems.items or keyring is None:
         raise ConfigError(source, problems.items)
 
-    verifier = TokenVerifier(
-        config.issuer, keyring, leeway=config.tokens.leeway, cache_size=config.tokens.verified_cache_size
-    )
+    verifier = TokenVerifier(own_issuer(config, keyring), key_store, cache_size=config.tokens.verified_cache_size)
     return Snapshot(
         config=config,
         source=source,
@@ -103,6 +104,8 @@ def compile_config(config: GateConfig, loaded: LoadedYaml, *, source: str, base_
         clients=clients,
         service_accounts=service_accounts,
         routes=routes,
+        key_store=key_store,
+        client_assertions=client_assertions,
     )
 
 
@@ -129,7 +132,8 @@ def _compile_keyring(config: GateConfig, base_dir: Path, problems: _Problems) ->
             )
             continue
 
-        keys.append(SigningKey(entry.kid, algorithm, private_key, entry.status == "active"))
+        until = retired_until(config, entry)
+        keys.append(SigningKey(entry.kid, algorithm, private_key, entry.status == "active", until))
 
     active = [entry for entry in config.signing_keys if entry.status == "active"]
     if len(active) != 1:
@@ -138,7 +142,7 @@ def _compile_keyring(config: GateConfig, base_dir: Path, problems: _Problems) ->
 
     if len(keys) != len(config.signing_keys):
         return None
-    return Keyring(keys)
+    return Keyring(keys, jwks_max_age=config.jwks_max_age)
 
 
 def _compile_service_accounts(config: GateConfig, problems: _Problems) -> dict[str, tuple[str, ...]]:

@@ -1,0 +1,1 @@
+"""Client authentication methods of the token endpoint, one module per credential form."""
