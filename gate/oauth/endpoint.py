@@ -17,6 +17,7 @@ from starlette.responses import Response
 from gate.config.snapshot import Client, Snapshot, SnapshotHolder
 from gate.errors import OAuthError
 from gate.oauth.app_tokens import app_token_matches
+from gate.oauth.client_auth.jwt_assertion import JwtAssertionAuth
 from gate.oauth.form import invalid_request, read_form
 from gate.oauth.responses import error_response, json_response
 from gate.state import SharedState
@@ -33,6 +34,7 @@ class TokenEndpoint:
     def __init__(self, holder: SnapshotHolder, state: SharedState) -> None:
         self.holder = holder
         self.state = state
+        self.jwt_assertion = JwtAssertionAuth()
 
     async def __call__(self, request: Request) -> Response:
         snapshot = self.holder.current
@@ -59,8 +61,14 @@ class TokenEndpoint:
         _check_lengths(form)
         grant_type = _grant_type(form)
 
-        client = _find_client(snapshot, form, outcome)
-        subject = _authenticate_service_account(snapshot, client, form, outcome)
+        if self.jwt_assertion.applies(form):
+            outcome.form = "jwt_assertion"
+            identity = await self.jwt_assertion.authenticate(snapshot, form, self.state)
+            client, subject = identity.client, identity.subject
+            outcome.form, outcome.client_id, outcome.subject = identity.kind, client.client_id, subject
+        else:
+            client = _find_client(snapshot, form, outcome)
+            subject = _authenticate_service_account(snapshot, client, form, outcome)
         scope = _granted_scope(client, form)
 
         issued = snapshot.issuer.issue(
