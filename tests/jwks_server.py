@@ -49,7 +49,7 @@ def claims_for(issuer: str, audience: str = "orders-api", lifetime: int = 300, *
 class JwksServer:
     """An ASGI app serving ``/jwks.json`` and ``/.well-known/openid-configuration``.
 
-    ``mode`` chooses the answer of the next fetches; ``fetches`` counts JWKS
+    ``mode`` chooses the response to the next fetches; ``fetches`` counts JWKS
     requests, ``discovery_fetches`` the discovery requests.
     """
 

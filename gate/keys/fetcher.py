@@ -1,10 +1,10 @@
 """HTTP fetches of key sets and discovery documents.
 
-Each fetch is bounded three ways: a total timeout (so a server that drips its
-body byte by byte cannot hold a refresh open), a response size cap checked
-while the body streams, and redirects followed only within the same scheme,
-host and port. Every failure becomes a ``KeySourceError`` with a message
-that names the URL and says what went wrong.
+Each fetch is bounded three ways. A total timeout covers the body too, so a
+server that drips its body byte by byte cannot hold a refresh open. A size
+cap is checked while the body streams. Redirects are followed only within the
+same scheme, host and port. Every failure becomes a ``KeySourceError`` whose
+message names the URL and the failure.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class DocumentFetcher:
                     continue
 
                 if response.status_code != 200:
-                    raise KeySourceError(f"{current} answered HTTP {response.status_code}")
+                    raise KeySourceError(f"{current} returned HTTP status {response.status_code}")
 
                 body = await self._read_capped(response, current)
                 return FetchedDocument(_parse(body, current), max_age_of(response.headers.get("cache-control")))

@@ -2,8 +2,8 @@
 
 Keys are stored per issuer. A kid is looked up only among the keys of the
 issuer that the token names, so a key of one issuer never verifies a token
-of another, and no key material in a token header (``jwk``, ``jku``, ``x5u``,
-``x5c``) is ever read.
+of another. Key material in a token header (``jwk``, ``jku``, ``x5u``,
+``x5c``) is never read.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ MAX_KEYS_WITHOUT_KID = 4
 
 
 class KeyLookupError(Exception):
-    """No key of the issuer can verify the token; ``reason_id`` says why."""
+    """No key of the issuer can verify the token; ``reason_id`` names the cause."""
 
     def __init__(self, reason_id: str, description: str) -> None:
         self.reason_id = reason_id
@@ -33,7 +33,7 @@ class KeyLookupError(Exception):
 
 @dataclass(frozen=True)
 class IssuerPolicy:
-    """How the tokens of one issuer are checked beyond their signature."""
+    """The checks on one issuer's tokens beyond their signature."""
 
     algorithms: frozenset[str]
     audiences: tuple[str, ...] = ()
@@ -59,8 +59,8 @@ class TrustedIssuer:
     async def keys_for(self, kid: str | None, algorithm: str) -> list[TrustedKey]:
         """Return the keys that may verify a token with this ``kid`` and ``alg``.
 
-        Raises ``KeyLookupError`` with ``keys_unavailable`` when the key might
-        exist but no usable key set can say, and ``unknown_kid`` otherwise.
+        Raises ``KeyLookupError`` with ``keys_unavailable`` when a source that
+        might contain the key has no usable key set, and ``unknown_kid`` otherwise.
         """
         found = self._lookup(kid, algorithm)
         if found:
@@ -110,7 +110,7 @@ def _fits(key: TrustedKey, algorithm: str) -> bool:
 class KeyStore:
     """Every trusted issuer of one snapshot, and the lifecycle of their remote sources.
 
-    ``client_keys`` holds the keys of ``private_key_jwt`` clients by client id.
+    ``client_keys`` contains the keys of ``private_key_jwt`` clients by client id.
     They live apart from ``issuers``, so a client id that equals some issuer's
     ``iss`` can never reach that issuer's keys, nor the other way round.
     """

@@ -1,7 +1,7 @@
 """Public keys of trusted issuers, and the checks every JWK passes at ingest.
 
 A key that fails a check is skipped with a warning that names the issuer and
-the kid; the other keys of the same set are still used, so one bad key never
+the kid. The other keys of the same set are still used, so one bad key never
 spoils a key set.
 """
 
@@ -33,9 +33,9 @@ PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 class TrustedKey:
     """One verification key of one issuer.
 
-    ``trusted`` turns false when the key leaves its source's key set or the
-    source's key set is too stale to use; the verified-token cache reads this
-    flag on every hit, so a removed key stops verifying at once.
+    ``trusted`` turns false when the key leaves its source's key set, or when
+    that set is too stale to use. The verified-token cache reads this flag on
+    every hit, so a removed key stops verifying at once.
     """
 
     __slots__ = ("algorithms", "fingerprint", "issuer", "key", "kid", "not_after", "source", "trusted")
@@ -96,7 +96,7 @@ def algorithms_for_key(kty: str, crv: str | None, allowed: frozenset[str]) -> fr
 
 
 class SkippedKeyError(ValueError):
-    """A JWK that failed an ingest check; the message says which."""
+    """A JWK that failed an ingest check; the message names the check."""
 
 
 def ingest_jwk(jwk: Any, *, issuer: str, source: str, allowed: frozenset[str]) -> TrustedKey:

@@ -1,9 +1,10 @@
 """Verification keys from PEM files: X.509 certificates and bare public keys.
 
 Only public material is read. A certificate is used for its public key, and
-its validity period is checked when the config loads: an expired certificate
+its validity period is checked when the config loads. An expired certificate
 is a config error, because a verifier that keeps trusting it would accept
-tokens its owner no longer vouches for.
+tokens its owner no longer vouches for. A certificate that expires while gate
+runs stops verifying at its ``notAfter`` time.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ _EC_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
 
 class PemKeyError(ValueError):
-    """A PEM file that cannot serve as a verification key; the message says why and what to do."""
+    """A PEM file that cannot serve as a verification key; the message gives the cause and the fix."""
 
 
 def load_certificate_key(

@@ -66,6 +66,11 @@ class RemoteKeySource:
         self._closed = False
 
     @property
+    def running(self) -> bool:
+        """Whether the background refresh task runs."""
+        return self._task is not None
+
+    @property
     def labels(self) -> dict[str, str]:
         return {"issuer": self.issuer, "source": self.name}
 
@@ -122,8 +127,8 @@ class RemoteKeySource:
     async def refresh_for_unknown_kid(self, kid: str | None) -> None:
         """Refetch because a token named a kid (or no kid) that the key set lacks.
 
-        At most one such fetch starts per ``unknown_kid_interval``; a kid that
-        was not found by a recent fetch is remembered and answered without one.
+        At most one such fetch starts per ``unknown_kid_interval``. A kid that
+        a recent fetch did not find is remembered and rejected without a fetch.
         """
         if kid is not None and kid in self._unknown_kids:
             return

@@ -150,7 +150,7 @@ async def test_outage_within_staleness_window_serves(jwks: JwksServer) -> None:
     assert verified.kid == "k1"
     assert fresh_token.claims["jti"] == "other"
     assert source.status()["state"] == "stale"
-    assert "HTTP 500" in (source.last_error or "")
+    assert "HTTP status 500" in (source.last_error or "")
     assert (METRICS.value("gate_key_fetches_total", {**source.labels, "outcome": "failure"}) or 0) >= 2
 
 
@@ -257,7 +257,7 @@ async def test_key_without_alg_gets_it_from_allow_list(jwks: JwksServer) -> None
 
 
 FAILURES = {
-    "http 500": ("error", "HTTP 500"),
+    "http 500": ("error", "HTTP status 500"),
     "timeout": ("timeout", "timed out"),
     "garbage body": ("garbage", "valid JSON"),
     "oversized body": ("oversized", "limit"),

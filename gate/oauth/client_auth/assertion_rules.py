@@ -13,7 +13,7 @@ DEFAULT_SUBJECT_TEMPLATE = "{issuer}#{sub}"
 
 @dataclass(frozen=True)
 class FederatedRule:
-    """Which tokens of one trusted issuer authenticate a client, and the subject they map to.
+    """The tokens of one trusted issuer that authenticate a client, and the subject they map to.
 
     The default template ``{issuer}#{sub}`` cannot map two issuers' subjects
     to one value, because trusted issuer identifiers contain no ``#``.
@@ -33,7 +33,7 @@ class FederatedRule:
 
 @dataclass(frozen=True)
 class ClientAssertionRules:
-    """How one client may authenticate with a JWT assertion."""
+    """The JWT assertion rules of one client."""
 
     client_id: str
     private_key_jwt: TrustedIssuer | None

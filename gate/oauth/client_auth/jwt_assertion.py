@@ -2,9 +2,9 @@
 
 Two kinds of assertion, chosen per client:
 
-- ``private_key_jwt``: the client signs the JWT with its own key; ``iss`` and
-  ``sub`` equal the client id and ``aud`` names gate's issuer or token
-  endpoint URL, both taken from the config and never from the Host header.
+- ``private_key_jwt``: the client signs the JWT with its own key. ``iss`` and
+  ``sub`` equal the client id, and ``aud`` names gate's issuer or token
+  endpoint URL. Both come from the config, never from the Host header.
 - federated workload identity: a token of a trusted issuer (a Kubernetes
   service-account token, a CI system's OIDC token); ``iss`` is that issuer
   exactly, ``sub`` names the workload and ``aud`` contains the audience the
@@ -45,7 +45,7 @@ _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 
 @dataclass(frozen=True)
 class AssertionIdentity:
-    """Who a verified assertion authenticates, and the claims it carried."""
+    """The client and subject a verified assertion authenticates, with its claims."""
 
     kind: Literal["private_key_jwt", "federated"]
     client: Client
