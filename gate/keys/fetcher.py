@@ -21,6 +21,7 @@ import httpx
 from gate.errors import KeySourceError
 
 MAX_REDIRECTS = 3
+DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
 
@@ -106,3 +107,20 @@ def _parse(body: bytes, url: str) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise KeySourceError(f"{url} did not send valid JSON ({error})") from None
+
+
+async def discover_jwks_uri(fetcher: DocumentFetcher, issuer: str) -> str:
+    """Read ``jwks_uri`` from the issuer's OpenID Connect discovery document.
+
+    OpenID Connect Discovery 1.0 section 4.3: the document's ``issuer`` must
+    equal the configured issuer exactly.
+    """
+    url = issuer.rstrip("/") + DISCOVERY_SUFFIX
+    document = (await fetcher.fetch(url)).document
+    if not isinstance(document, dict) or document.get("issuer") != issuer:
+        raise KeySourceError(f"the discovery document at {url} names another issuer than {issuer!r}")
+
+    jwks_uri = document.get("jwks_uri")
+    if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
+        raise KeySourceError(f"the discovery document at {url} has no usable jwks_uri")
+    return jwks_uri

@@ -82,6 +82,26 @@ class KeySet:
         for key in self.keys:
             key.trusted = False
 
+    def carry_over(self, previous: KeySet) -> KeySet:
+        """Return this set with the objects of ``previous`` for unchanged keys, so their cached tokens stay valid."""
+        merged = []
+        for key in self.keys:
+            old = previous.by_kid.get(key.kid) if key.kid is not None else None
+            if old is not None and old.fingerprint == key.fingerprint and old.algorithms == key.algorithms:
+                old.trusted = True
+                merged.append(old)
+            else:
+                merged.append(key)
+        return KeySet(merged)
+
+    def distrust_missing(self, current: KeySet) -> list[TrustedKey]:
+        """Distrust every key of this set that ``current`` does not carry over, and return them."""
+        kept = {id(key) for key in current.keys}
+        removed = [key for key in self.keys if id(key) not in kept]
+        for key in removed:
+            key.trusted = False
+        return removed
+
 
 def algorithms_for_key(kty: str, crv: str | None, allowed: frozenset[str]) -> frozenset[str]:
     """Return the algorithms of ``allowed`` that a key of this type and curve can verify."""

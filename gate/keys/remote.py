@@ -21,7 +21,7 @@ import httpx
 from cachetools import TTLCache
 
 from gate.errors import KeySourceError
-from gate.keys.fetcher import DocumentFetcher
+from gate.keys.fetcher import DocumentFetcher, discover_jwks_uri
 from gate.keys.jwk import KeySet, ingest_jwks
 from gate.metrics import METRICS
 
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from gate.config.model import KeyCacheConfig
 
 logger = logging.getLogger(__name__)
-
-DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
 
 
 class RemoteKeySource:
@@ -229,27 +227,11 @@ class RemoteKeySource:
     async def _fetch_key_set(self) -> tuple[Any, float | None]:
         fetcher = DocumentFetcher(self._http(), timeout=self.settings.timeout, max_bytes=self.settings.max_bytes)
         if self.discovery:
-            self._jwks_uri = await self._discover(fetcher)
+            self._jwks_uri = await discover_jwks_uri(fetcher, self.url)
 
         assert self._jwks_uri is not None
         fetched = await fetcher.fetch(self._jwks_uri)
         return fetched.document, fetched.max_age
-
-    async def _discover(self, fetcher: DocumentFetcher) -> str:
-        """Read ``jwks_uri`` from the issuer's OpenID Connect discovery document.
-
-        OpenID Connect Discovery 1.0 section 4.3: the document's ``issuer``
-        must equal the configured issuer exactly.
-        """
-        url = self.url.rstrip("/") + DISCOVERY_SUFFIX
-        document = (await fetcher.fetch(url)).document
-        if not isinstance(document, dict) or document.get("issuer") != self.url:
-            raise KeySourceError(f"the discovery document at {url} names another issuer than {self.url!r}")
-
-        jwks_uri = document.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
-            raise KeySourceError(f"the discovery document at {url} has no usable jwks_uri")
-        return jwks_uri
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -258,8 +240,9 @@ class RemoteKeySource:
 
     def _install(self, key_set: KeySet, max_age: float | None, reason: str) -> None:
         previous = self.key_set
-        key_set = _reuse_unchanged(previous, key_set)
-        removed = _removed_keys(previous, key_set)
+        if previous is not None:
+            key_set = key_set.carry_over(previous)
+        removed = previous.distrust_missing(key_set) if previous is not None else []
 
         now = time.monotonic()
         ttl = self.settings.ttl if max_age is None else min(max(max_age, self.settings.min_ttl), self.settings.max_ttl)
@@ -322,31 +305,3 @@ class RemoteKeySource:
             "key set is older than its maximum staleness; tokens of this issuer are rejected until a fetch succeeds",
             extra={"event": "key_set_expired", "issuer": self.issuer, "source": self.name},
         )
-
-
-def _reuse_unchanged(previous: KeySet | None, fetched: KeySet) -> KeySet:
-    """Keep the objects of keys that did not change, so their cached tokens stay valid."""
-    if previous is None:
-        return fetched
-
-    merged = []
-    for key in fetched.keys:
-        old = previous.by_kid.get(key.kid) if key.kid is not None else None
-        if old is not None and old.fingerprint == key.fingerprint and old.algorithms == key.algorithms:
-            old.trusted = True
-            merged.append(old)
-        else:
-            merged.append(key)
-    return KeySet(merged)
-
-
-def _removed_keys(previous: KeySet | None, current: KeySet) -> list:
-    """Distrust every key of ``previous`` that ``current`` does not carry over, and list them."""
-    if previous is None:
-        return []
-
-    kept = {id(key) for key in current.keys}
-    removed = [key for key in previous.keys if id(key) not in kept]
-    for key in removed:
-        key.trusted = False
-    return removed

@@ -23,7 +23,8 @@ class _Entry:
     def __init__(self, verified: VerifiedToken, key: TrustedKey) -> None:
         self.verified = verified
         self.key = key
-        self.expires_at = verified.expires_at
+        # A certificate or a retired signing key stops verifying at not_after, cached tokens included.
+        self.expires_at = verified.expires_at if key.not_after is None else min(verified.expires_at, key.not_after)
 
 
 class VerifiedTokenCache:

@@ -85,16 +85,21 @@ async def rejection_reason(verifier: TokenVerifier, token: str) -> str:
 async def test_rotation_picked_up_on_first_token(jwks: JwksServer) -> None:
     old, new = new_identity("key-2026-11"), new_identity("key-2026-12")
     jwks.keys = [old.jwk()]
-    verifier, _, _ = make_verifier(jwks)
+    verifier, source, _ = make_verifier(jwks)
 
     assert (await verifier.verify(old.sign(claims_for(jwks.base_url)))).kid == "key-2026-11"
     assert jwks.fetches == 1
 
     jwks.keys = [old.jwk(), new.jwk()]
+    successes_before = METRICS.value("gate_key_fetches_total", {**source.labels, "outcome": "success"}) or 0
     verified = await verifier.verify(new.sign(claims_for(jwks.base_url)))
 
     assert verified.kid == "key-2026-12"
     assert jwks.fetches == 2
+    assert METRICS.value("gate_key_fetches_total", {**source.labels, "outcome": "success"}) == successes_before + 1
+    assert METRICS.value("gate_key_set_keys", source.labels) == 2
+    assert source.status()["age_seconds"] is not None
+    assert METRICS.value("gate_key_set_age_seconds", source.labels) is not None
 
 
 async def test_random_kid_flood_costs_one_fetch(jwks: JwksServer) -> None:
