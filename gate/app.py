@@ -109,6 +109,7 @@ class GateApp:
 
     async def _startup(self) -> None:
         await self.forwarder.start()
+        await self.holder.current.start()
         await self.reloader.start()
         self._start_admin_listener()
 
@@ -121,6 +122,7 @@ class GateApp:
     async def _shutdown(self) -> None:
         logger.info("gate stopping", extra={"event": "stop", "config_version": self.holder.current.version})
         await self.reloader.stop()
+        await self.holder.current.close()
         if self._admin_server is not None:
             self._admin_server.shutdown()
             self._admin_server.server_close()

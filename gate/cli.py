@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--out", required=True, type=Path, help="file to write the private key to (mode 0600)")
     keygen.add_argument("--kid", help="key id to print in the config snippet (default: the file's stem)")
     keygen.add_argument("--force", action="store_true", help="overwrite an existing file")
+    keygen.add_argument(
+        "--status",
+        choices=["active", "next"],
+        default="active",
+        help="status for the config snippet: active for a first key, next to start a rotation (default: active)",
+    )
 
     hash_token = commands.add_parser(
         "hash-token", help="make a random app token or client secret and print it with its hash"
@@ -153,8 +159,23 @@ def command_keygen(arguments: argparse.Namespace) -> int:
 
     kid = arguments.kid or arguments.out.stem
     print(f"wrote {arguments.out} (mode 0600). Add it to the config:", file=sys.stderr)
-    print(f"signing_keys:\n  - kid: {kid}\n    private_key_file: {arguments.out}\n    status: active")
+    print(f"signing_keys:\n  - kid: {kid}\n    private_key_file: {arguments.out}\n    status: {arguments.status}")
+    if arguments.status == "next":
+        print(ROTATION_STEPS.format(kid=kid), file=sys.stderr)
     return 0
+
+
+ROTATION_STEPS = """
+Rotation, step by step (details in docs/keys.md):
+  1. Add the entry above next to the current active key and reload. gate now
+     publishes {kid} in its JWKS but does not sign with it.
+  2. Wait at least jwks_max_age seconds (default 300) plus the refresh
+     interval of your slowest verifier, so every verifier's cache has {kid}.
+  3. Set {kid} to 'status: active' and the old key to 'status: retired' with
+     'retired_at' set to now (ISO 8601 with a zone), then reload.
+  4. gate keeps publishing the retired key until retired_at plus the longest
+     client token_lifetime plus tokens.leeway, then drops it by itself.
+     Remove its entry and its file at any time after that."""
 
 
 def command_hash_token(arguments: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@
                          a line and what was expected; never reaches a client
       OAuthError         RFC 6749 section 5.2 token endpoint errors
       BearerError        RFC 6750 errors of the proxy and the middleware
+        KeysUnavailableError  the issuer's keys cannot be loaded (401, or 503 per route)
       UpstreamError      502 bad gateway or 504 gateway timeout
       KeySourceError     a key source that could not be fetched or parsed
 
@@ -93,6 +94,17 @@ class BearerError(GateError):
         self.status = status
         self.scope = scope
         super().__init__(f"{error or 'no_token'}: {description}")
+
+
+class KeysUnavailableError(BearerError):
+    """The keys of the token's issuer cannot be loaded, so the token can be neither accepted nor judged invalid.
+
+    401 by default; a route may answer 503 instead, which tells clients to
+    retry later rather than fetch a new token.
+    """
+
+    def __init__(self, description: str, *, status: int = 401) -> None:
+        super().__init__("temporarily_unavailable", description, reason_id="keys_unavailable", status=status)
 
 
 class UpstreamError(GateError):

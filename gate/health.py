@@ -33,16 +33,6 @@ def signing_key_usable(snapshot: Snapshot) -> bool:
     return True
 
 
-def key_source_health(snapshot: Snapshot) -> Any:
-    """Return ``snapshot.key_health()``, the state of each trusted issuer's key sources.
-
-    The snapshot provides it once it has key sources to report on; until then
-    this returns an empty mapping. It must return JSON-serialisable data.
-    """
-    key_health = getattr(snapshot, "key_health", None)
-    return key_health() if key_health is not None else {}
-
-
 class HealthEndpoints:
     """``/healthz`` reports that the process runs, ``/readyz`` that it can serve and with which config.
 
@@ -61,6 +51,8 @@ class HealthEndpoints:
     async def readyz(self, request: Request) -> Response:
         snapshot = self.holder.current
         key_ok = signing_key_usable(snapshot)
+        sources_ready, key_sources = snapshot.key_store.status()
+        ready = key_ok and sources_ready
         config: dict[str, Any] = {
             "source": snapshot.source,
             "version": snapshot.version,
@@ -70,9 +62,9 @@ class HealthEndpoints:
             config["last_reload"] = self.reloader.status.as_dict()
 
         body = {
-            "status": "ready" if key_ok else "not_ready",
+            "status": "ready" if ready else "not_ready",
             "config": config,
             "signing_key": {"kid": snapshot.keyring.active.kid, "usable": key_ok},
-            "key_sources": key_source_health(snapshot),
+            "key_sources": key_sources,
         }
-        return Response(json.dumps(body), status_code=200 if key_ok else 503, media_type="application/json")
+        return Response(json.dumps(body), status_code=200 if ready else 503, media_type="application/json")

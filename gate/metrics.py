@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from typing import Generic, TypeVar
 
 from prometheus_client import (
@@ -29,17 +30,18 @@ from prometheus_client import (
     platform_collector,
     process_collector,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
 from starlette.requests import Request
 from starlette.responses import Response
 
 __all__ = [
+    "METRICS",
     "REGISTRY",
     "CachedLabels",
+    "MetricsRegistry",
     "config_last_reload_successful",
     "config_reloads",
-    "key_fetch_failures",
-    "key_fetches",
     "metrics_endpoint",
     "observe_proxy_request",
     "observe_token_request",
@@ -132,22 +134,6 @@ token_seconds = Histogram(
     buckets=GATE_BUCKETS,
     registry=REGISTRY,
 )
-key_fetches = CachedLabels(
-    Counter(
-        "gate_key_fetches",
-        "Fetches of remote key sets (JWKS URLs and discovery documents) by issuer.",
-        ["issuer"],
-        registry=REGISTRY,
-    )
-)
-key_fetch_failures = CachedLabels(
-    Counter(
-        "gate_key_fetch_failures",
-        "Failed fetches of remote key sets by issuer and reason id.",
-        ["issuer", "reason"],
-        registry=REGISTRY,
-    )
-)
 # TODO: count hits and misses where TokenVerifier looks up its verified-token cache.
 verified_token_cache = CachedLabels(
     Counter(
@@ -176,6 +162,99 @@ for _result in ("hit", "miss"):
     verified_token_cache.labels(_result)
 for _result in ("success", "failure"):
     config_reloads.labels(_result)
+
+
+LabelSet = tuple[tuple[str, str], ...]
+
+
+def _label_set(labels: Mapping[str, str]) -> LabelSet:
+    return tuple(sorted(labels.items()))
+
+
+class MetricsRegistry:
+    """Counters and gauges in memory, keyed by name and label set."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, dict[LabelSet, float]] = {}
+        self._gauges: dict[str, dict[LabelSet, float]] = {}
+        self.help: dict[str, str] = {}
+
+    def describe(self, name: str, help_text: str) -> None:
+        self.help[name] = help_text
+
+    def inc(self, name: str, labels: Mapping[str, str], amount: float = 1.0) -> None:
+        """Add ``amount`` to the counter ``name`` with ``labels``."""
+        key = _label_set(labels)
+        with self._lock:
+            series = self._counters.setdefault(name, {})
+            series[key] = series.get(key, 0.0) + amount
+
+    def set(self, name: str, labels: Mapping[str, str], value: float) -> None:
+        """Set the gauge ``name`` with ``labels`` to ``value``."""
+        with self._lock:
+            self._gauges.setdefault(name, {})[_label_set(labels)] = value
+
+    def remove(self, name: str, labels: Mapping[str, str]) -> None:
+        """Drop one gauge series, for example of a key source that a reload removed."""
+        with self._lock:
+            self._gauges.get(name, {}).pop(_label_set(labels), None)
+
+    def value(self, name: str, labels: Mapping[str, str]) -> float | None:
+        """Return the current value of one series, or ``None`` if it was never recorded."""
+        key = _label_set(labels)
+        with self._lock:
+            for family in (self._counters, self._gauges):
+                if key in family.get(name, {}):
+                    return family[name][key]
+        return None
+
+    def collect(self) -> dict[str, dict[LabelSet, float]]:
+        """Return a copy of every series, counters and gauges together."""
+        with self._lock:
+            merged = {name: dict(series) for name, series in self._counters.items()}
+            merged.update({name: dict(series) for name, series in self._gauges.items()})
+        return merged
+
+
+# Key sources record into this in-memory registry, which tests can read back
+# with ``value()``; ``_RegistryCollector`` exports it at ``/metrics``.
+KEY_METRICS_HELP = {
+    "gate_key_fetches_total": "Fetches of remote key sets by issuer, source and outcome (success or failure).",
+    "gate_key_stale_served_total": "Times a key set past its TTL kept serving because a refresh failed.",
+    "gate_key_set_expired_total": "Times a key set passed its maximum staleness and stopped serving.",
+    "gate_key_skipped_total": "Keys skipped at ingest (weak, private, unknown type or meant for encryption).",
+    "gate_key_set_keys": "Keys in the last good key set of a source.",
+    "gate_key_set_age_seconds": "Age of the key set a source serves, in seconds.",
+}
+
+
+class _RegistryCollector:
+    """Export ``METRICS`` through prometheus_client, counters and gauges by name suffix."""
+
+    def __init__(self, registry: MetricsRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        series_by_name = self.registry.collect()
+        for name in sorted(set(series_by_name) | set(self.registry.help)):
+            series = series_by_name.get(name, {})
+            label_names = [label for label, _ in next(iter(series))] if series else []
+            help_text = self.registry.help.get(name, name)
+            family: Metric
+            if name.endswith("_total"):
+                family = CounterMetricFamily(name.removesuffix("_total"), help_text, labels=label_names)
+            else:
+                family = GaugeMetricFamily(name, help_text, labels=label_names)
+            for label_set, value in series.items():
+                family.add_metric([value for _, value in label_set], value)
+            yield family
+
+
+METRICS = MetricsRegistry()
+for _name, _help in KEY_METRICS_HELP.items():
+    METRICS.describe(_name, _help)
+REGISTRY.register(_RegistryCollector(METRICS))  # type: ignore[arg-type]
 
 
 def observe_upstream(scope: dict, url: str, started: float) -> None:

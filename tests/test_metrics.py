@@ -23,7 +23,7 @@ FAMILIES = (
     "gate_token_requests",
     "gate_token_seconds",
     "gate_key_fetches",
-    "gate_key_fetch_failures",
+    "gate_key_set_keys",
     "gate_verified_token_cache",
     "gate_config_reloads",
     "gate_config_last_reload_successful",

@@ -15,7 +15,8 @@ from starlette.authentication import requires
 
 from gate import BearerAuthMiddleware, Requirements
 from gate.keys.generate import generate_private_key
-from gate.keys.signing import Keyring, SigningKey, algorithm_for
+from gate.keys.issuers import IssuerPolicy, TrustedIssuer
+from gate.keys.jwk import TrustedKey
 from gate.tokens.verifier import TokenVerifier
 from tests.servers import running
 
@@ -87,8 +88,16 @@ def build_app(verifier: TokenVerifier, calls: list[str]) -> FastAPI:
 @pytest.fixture(scope="module")
 def middleware_app() -> Iterator[MiddlewareApp]:
     private_key = generate_private_key("ES256")
-    keyring = Keyring([SigningKey(KID, algorithm_for(private_key), private_key, True)])
-    verifier = TokenVerifier(ISSUER, keyring, leeway=0, cache_size=100)
+    key = TrustedKey(
+        kid=KID,
+        algorithms=frozenset({"ES256"}),
+        key=private_key.public_key(),
+        issuer=ISSUER,
+        source="test",
+        fingerprint=KID,
+    )
+    policy = IssuerPolicy(algorithms=frozenset({"ES256"}), leeway=0, token_type="at+jwt")
+    verifier = TokenVerifier(TrustedIssuer(ISSUER, policy, [key], ()), cache_size=100)
     calls: list[str] = []
 
     with running(build_app(verifier, calls)) as url:

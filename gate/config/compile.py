@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from pydantic import ValidationError
 
+from gate.config.compile_keys import compile_client_assertions, compile_key_store, own_issuer, retired_until
 from gate.config.hints import describe_error
 from gate.config.loader import LoadedYaml, format_path, load_yaml
 from gate.config.model import ClientConfig, GateConfig, RouteAuthConfig
@@ -89,13 +90,13 @@ def compile_config(config: GateConfig, loaded: LoadedYaml, *, source: str, base_
     service_accounts = _compile_service_accounts(config, problems)
     clients = _compile_clients(config, service_accounts, problems)
     routes = _compile_routes(config, problems)
+    key_store = compile_key_store(config, base_dir, problems.add)
+    client_assertions = compile_client_assertions(config, key_store, problems.add)
 
     if problems.items or keyring is None:
         raise ConfigError(source, problems.items)
 
-    verifier = TokenVerifier(
-        config.issuer, keyring, leeway=config.tokens.leeway, cache_size=config.tokens.verified_cache_size
-    )
+    verifier = TokenVerifier(own_issuer(config, keyring), key_store, cache_size=config.tokens.verified_cache_size)
     return Snapshot(
         config=config,
         source=source,
@@ -108,6 +109,8 @@ def compile_config(config: GateConfig, loaded: LoadedYaml, *, source: str, base_
         service_accounts=service_accounts,
         routes=routes,
         decoy_secret_hash=decoy_hash([stored for client in clients.values() for stored in client.secret_hashes]),
+        key_store=key_store,
+        client_assertions=client_assertions,
     )
 
 
@@ -134,7 +137,8 @@ def _compile_keyring(config: GateConfig, base_dir: Path, problems: _Problems) ->
             )
             continue
 
-        keys.append(SigningKey(entry.kid, algorithm, private_key, entry.status == "active"))
+        until = retired_until(config, entry)
+        keys.append(SigningKey(entry.kid, algorithm, private_key, entry.status == "active", until))
 
     active = [entry for entry in config.signing_keys if entry.status == "active"]
     if len(active) != 1:
@@ -143,7 +147,7 @@ def _compile_keyring(config: GateConfig, base_dir: Path, problems: _Problems) ->
 
     if len(keys) != len(config.signing_keys):
         return None
-    return Keyring(keys)
+    return Keyring(keys, jwks_max_age=config.jwks_max_age)
 
 
 def _compile_service_accounts(config: GateConfig, problems: _Problems) -> dict[str, tuple[str, ...]]:
@@ -199,8 +203,8 @@ def _client_auth_methods(entry: ClientConfig, path: tuple[str | int, ...], probl
             *(_SECRET_METHODS if entry.secret_hashes else ()),
         )
 
-    if not methods:
-        problems.add(path, "the client has no credential: give it service_accounts or secret_hashes")
+    if not methods and entry.jwt_assertion is None:
+        problems.add(path, "the client has no credential: give it service_accounts, secret_hashes or jwt_assertion")
         return methods
 
     if set(_ACCOUNT_METHODS) & set(methods) and not entry.service_accounts:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -28,6 +29,10 @@ GrantTypeName = Literal["client_credentials", "password"]
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 HOST_PATTERN = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+DEFAULT_JWKS_MAX_AGE = 300
+ASYMMETRIC_ALGORITHM_NAMES = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
 
 Seconds = Annotated[int, Field(gt=0)]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
@@ -53,11 +58,167 @@ class AdminListenConfig(StrictModel):
 
 
 class SigningKeyConfig(StrictModel):
-    """One of gate's own signing keys, a PEM private key in a file."""
+    """One of gate's own signing keys, a PEM private key in a file.
+
+    ``next`` (or its older name ``published``) is published but does not sign
+    yet; ``active`` signs; ``retired`` no longer signs and stays published
+    until every token it signed has expired, counted from ``retired_at``.
+    """
 
     kid: NonEmptyStr
     private_key_file: NonEmptyStr
-    status: Literal["active", "published"] = "active"
+    status: Literal["active", "next", "published", "retired"] = "active"
+    retired_at: datetime | None = Field(default=None, strict=False)
+
+    @model_validator(mode="after")
+    def _retired_needs_time(self) -> SigningKeyConfig:
+        if self.status == "retired" and self.retired_at is None:
+            raise ValueError("a retired key needs 'retired_at', the time it stopped signing (ISO 8601 with zone)")
+        if self.retired_at is not None and self.retired_at.tzinfo is None:
+            raise ValueError("'retired_at' needs a time zone, for example 2026-12-01T12:00:00Z")
+        return self
+
+
+class KeyCacheConfig(StrictModel):
+    """How the key set of a remote source (JWKS URL or discovery) is cached, in seconds."""
+
+    ttl: float = Field(default=300.0, gt=0)
+    min_ttl: float = Field(default=60.0, gt=0)
+    max_ttl: float = Field(default=86_400.0, gt=0)
+    refresh_ahead: float = Field(default=0.2, ge=0, lt=1)
+    retry_interval: float = Field(default=10.0, gt=0)
+    unknown_kid_interval: float = Field(default=30.0, gt=0)
+    max_staleness: float = Field(default=21_600.0, ge=0)
+    timeout: float = Field(default=5.0, gt=0)
+    max_bytes: int = Field(default=512 * 1024, ge=1024)
+    remembered_unknown_kids: int = Field(default=1000, ge=1)
+    wait_for_first_fetch: bool = False
+
+    @model_validator(mode="after")
+    def _check_ttl_bounds(self) -> KeyCacheConfig:
+        if not self.min_ttl <= self.ttl <= self.max_ttl:
+            raise ValueError("expected min_ttl <= ttl <= max_ttl")
+        return self
+
+
+class KeySourceConfig(StrictModel):
+    """One source of verification keys; exactly one of its fields is set.
+
+    ``kid`` names the key of a PEM certificate or public key; without it the
+    key is tried for tokens whose kid no other key of the issuer has.
+    """
+
+    certificate_file: NonEmptyStr | None = None
+    public_key_file: NonEmptyStr | None = None
+    jwks: dict[str, Any] | None = None
+    jwks_file: NonEmptyStr | None = None
+    jwks_uri: NonEmptyStr | None = None
+    discovery: bool = False
+    kid: NonEmptyStr | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> KeySourceConfig:
+        kinds = [self.certificate_file, self.public_key_file, self.jwks, self.jwks_file, self.jwks_uri]
+        chosen = sum(value is not None for value in kinds) + int(self.discovery)
+        if chosen != 1:
+            raise ValueError(
+                "expected exactly one of certificate_file, public_key_file, jwks, jwks_file, jwks_uri, discovery: true"
+            )
+        if self.kid is not None and self.certificate_file is None and self.public_key_file is None:
+            raise ValueError("'kid' applies to certificate_file and public_key_file only")
+        if self.jwks_uri is not None and not re.match(r"^https?://[^/?#]+", self.jwks_uri):
+            raise ValueError("expected an http:// or https:// URL in 'jwks_uri'")
+        return self
+
+
+def _check_algorithms(algorithms: list[str]) -> list[str]:
+    for algorithm in algorithms:
+        if algorithm.lower() == "none":
+            raise ValueError("'none' is never accepted: unsigned tokens prove nothing")
+        if algorithm.upper().startswith("HS"):
+            raise ValueError(
+                f"{algorithm} is not supported: HMAC needs the signing secret to verify, so use an asymmetric algorithm"
+            )
+        if algorithm not in ASYMMETRIC_ALGORITHM_NAMES:
+            raise ValueError(
+                f"unknown algorithm {algorithm!r}; expected some of {', '.join(ASYMMETRIC_ALGORITHM_NAMES)}"
+            )
+    return algorithms
+
+
+class TrustedIssuerConfig(StrictModel):
+    """An external issuer whose tokens gate accepts, with its keys and claim rules."""
+
+    issuer: NonEmptyStr
+    keys: list[KeySourceConfig] = Field(min_length=1)
+    algorithms: list[NonEmptyStr] = Field(min_length=1)
+    audience: list[NonEmptyStr] = Field(default_factory=list)
+    audience_match: Literal["any", "all"] = "any"
+    leeway: int = Field(default=60, ge=0, le=600)
+    required_claims: list[NonEmptyStr] = Field(default_factory=list)
+    max_token_lifetime: Seconds | None = None
+    token_type: NonEmptyStr | None = None
+    single_use_assertions: bool = True
+    key_cache: KeyCacheConfig = Field(default_factory=KeyCacheConfig)
+
+    @field_validator("issuer")
+    @classmethod
+    def _check_issuer(cls, issuer: str) -> str:
+        if "#" in issuer:
+            raise ValueError("an issuer identifier has no fragment ('#'), as OpenID Connect Discovery requires")
+        return issuer
+
+    _algorithms = field_validator("algorithms")(_check_algorithms)
+
+
+class PrivateKeyJwtConfig(StrictModel):
+    """``private_key_jwt`` client authentication (RFC 7523 section 3): the client's own public keys."""
+
+    keys: list[KeySourceConfig] = Field(min_length=1)
+    algorithms: list[NonEmptyStr] = Field(min_length=1)
+    key_cache: KeyCacheConfig = Field(default_factory=KeyCacheConfig)
+
+    _algorithms = field_validator("algorithms")(_check_algorithms)
+
+
+class FederatedIdentityConfig(StrictModel):
+    """Tokens of a trusted issuer accepted as this client's credential (workload identity).
+
+    ``subjects`` lists the accepted ``sub`` values; ``"*"`` accepts any.
+    The issued token's subject comes from ``subject_template`` with the fields
+    ``{issuer}``, ``{sub}`` and ``{client_id}``.
+    """
+
+    issuer: NonEmptyStr
+    audience: NonEmptyStr
+    subjects: list[NonEmptyStr] = Field(min_length=1)
+    subject_template: NonEmptyStr = "{issuer}#{sub}"
+
+    @field_validator("subject_template")
+    @classmethod
+    def _check_template(cls, template: str) -> str:
+        try:
+            template.format(issuer="i", sub="s", client_id="c")
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"invalid template ({error}); the fields are {{issuer}}, {{sub}}, {{client_id}}") from None
+        if "{sub}" not in template:
+            raise ValueError("the template must contain {sub}, or every workload would get the same subject")
+        return template
+
+
+class ClientAssertionConfig(StrictModel):
+    """JWT assertions (RFC 7523) that authenticate this client at the token endpoint."""
+
+    private_key_jwt: PrivateKeyJwtConfig | None = None
+    federated: list[FederatedIdentityConfig] = Field(default_factory=list)
+    max_lifetime: Seconds = 3600
+    leeway: int = Field(default=60, ge=0, le=600)
+
+    @model_validator(mode="after")
+    def _needs_a_kind(self) -> ClientAssertionConfig:
+        if self.private_key_jwt is None and not self.federated:
+            raise ValueError("expected 'private_key_jwt', 'federated' or both")
+        return self
 
 
 class ServiceAccountConfig(StrictModel):
@@ -93,6 +254,7 @@ class ClientConfig(StrictModel):
     audience: list[NonEmptyStr] = Field(min_length=1)
     scopes: list[NonEmptyStr] = Field(default_factory=list)
     token_lifetime: Seconds = Field(default=DEFAULT_TOKEN_LIFETIME, le=MAX_TOKEN_LIFETIME)
+    jwt_assertion: ClientAssertionConfig | None = None
     introspection: bool = False
     revocation: Literal["none", "own", "any"] = "own"
 
@@ -294,3 +456,5 @@ class GateConfig(StrictModel):
     identity_headers: IdentityHeadersConfig = Field(default_factory=IdentityHeadersConfig)
     token_endpoint: TokenEndpointConfig = Field(default_factory=TokenEndpointConfig)
     forwarding: ForwardingConfig = Field(default_factory=ForwardingConfig)
+    trusted_issuers: list[TrustedIssuerConfig] = Field(default_factory=list)
+    jwks_max_age: Seconds = DEFAULT_JWKS_MAX_AGE

@@ -6,10 +6,12 @@ a new snapshot and swaps one reference, so no request ever sees half a config.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gate.config.model import GateConfig
+from gate.keys.issuers import KeyStore
 from gate.keys.signing import Keyring
+from gate.oauth.client_auth.assertion_rules import ClientAssertionRules
 from gate.proxy.routes import RouteTable
 from gate.tokens.issuer import TokenIssuer
 from gate.tokens.verifier import TokenVerifier
@@ -51,6 +53,16 @@ class Snapshot:
     routes: RouteTable
     # Checked instead of a client's secret hashes when the client id is unknown.
     decoy_secret_hash: str = "sha256:" + "0" * 64
+    key_store: KeyStore = field(default_factory=KeyStore)
+    client_assertions: dict[str, ClientAssertionRules] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        """Start this snapshot's background work (key set refreshes); call when it starts serving."""
+        await self.key_store.start()
+
+    async def close(self) -> None:
+        """Stop this snapshot's background work; call after a reload replaced it, or at shutdown."""
+        await self.key_store.close()
 
 
 class SnapshotHolder:
@@ -61,3 +73,15 @@ class SnapshotHolder:
 
     def swap(self, snapshot: Snapshot) -> None:
         self.current = snapshot
+
+    async def replace(self, snapshot: Snapshot) -> None:
+        """Start ``snapshot``'s background work, swap it in, then stop the old snapshot's.
+
+        Key sets the old snapshot already loaded are carried over, so a reload
+        causes no key fetch for sources that did not change.
+        """
+        previous = self.current
+        snapshot.key_store.adopt(previous.key_store)
+        await snapshot.start()
+        self.swap(snapshot)
+        await previous.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,16 +55,25 @@ def public_jwk(key: PublicKey, kid: str, alg: str) -> dict[str, Any]:
 
 @dataclass(frozen=True, repr=False)
 class SigningKey:
-    """A private key gate signs with, or only publishes."""
+    """A private key gate signs with, or only publishes.
+
+    ``retired_until`` is the Unix time after which a retired key is neither
+    published nor trusted: the moment it stopped signing plus the longest
+    lifetime of a token it could have signed.
+    """
 
     kid: str
     algorithm: str
     private_key: PrivateKey
     active: bool
+    retired_until: float | None = None
 
     @property
     def public_key(self) -> PublicKey:
         return self.private_key.public_key()
+
+    def published_at(self, now: float) -> bool:
+        return self.retired_until is None or now < self.retired_until
 
     def __repr__(self) -> str:
         return f"SigningKey(kid={self.kid!r}, algorithm={self.algorithm!r}, active={self.active})"
@@ -78,21 +88,53 @@ def load_private_key(path: Path) -> PrivateKey:
 
 
 class Keyring:
-    """All of gate's signing keys: one active signer, every public half published."""
+    """All of gate's signing keys: one active signer; every key not past retirement is published."""
 
-    def __init__(self, keys: list[SigningKey]) -> None:
+    def __init__(self, keys: list[SigningKey], *, jwks_max_age: int = 300) -> None:
         active = [key for key in keys if key.active]
         if len(active) != 1:
             raise ValueError(f"expected exactly one active signing key, found {len(active)}")
 
         self.active = active[0]
         self.keys = {key.kid: key for key in keys}
-        self.jwks = {"keys": [public_jwk(key.public_key, key.kid, key.algorithm) for key in keys]}
-        self.jwks_bytes = json.dumps(self.jwks, separators=(",", ":")).encode()
+        self.jwks_max_age = jwks_max_age
+        self._documents: dict[tuple[str, ...], bytes] = {}
+
+    @property
+    def jwks(self) -> dict[str, Any]:
+        return json.loads(self.jwks_document(time.time()))
+
+    @property
+    def jwks_bytes(self) -> bytes:
+        return self.jwks_document(time.time())
+
+    def published(self, now: float) -> list[SigningKey]:
+        return [key for key in self.keys.values() if key.published_at(now)]
+
+    def jwks_document(self, now: float) -> bytes:
+        """Return the JWKS of the keys published at ``now``, serialised once per key set."""
+        keys = self.published(now)
+        kids = tuple(key.kid for key in keys)
+        document = self._documents.get(kids)
+        if document is None:
+            body = {"keys": [public_jwk(key.public_key, key.kid, key.algorithm) for key in keys]}
+            document = json.dumps(body, separators=(",", ":")).encode()
+            self._documents[kids] = document
+        return document
+
+    def jwks_cache_seconds(self, now: float) -> int:
+        """Return the JWKS ``max-age``: the configured value, cut short when a retired key drops sooner.
+
+        Verifiers then stop trusting a retired key soon after gate stops
+        publishing it. A key in state ``next`` must stay published at least
+        this long before it becomes active, so every verifier's cache has it.
+        """
+        drops = [key.retired_until - now for key in self.keys.values() if key.retired_until and key.published_at(now)]
+        return max(0, int(min([self.jwks_max_age, *drops])))
 
     def public_key(self, kid: str) -> tuple[PublicKey, str] | None:
         """Return the public key and algorithm published under ``kid``."""
         key = self.keys.get(kid)
-        if key is None:
+        if key is None or not key.published_at(time.time()):
             return None
         return key.public_key, key.algorithm

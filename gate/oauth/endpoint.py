@@ -12,12 +12,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gate import metrics
-from gate.config.snapshot import Snapshot, SnapshotHolder
+from gate.config.snapshot import Client, Snapshot, SnapshotHolder
 from gate.errors import OAuthError
-from gate.oauth.client_auth import AuthContext, ClientAuthenticator
+from gate.oauth.client_auth import AuthContext, Authenticated, ClientAuthenticator
+from gate.oauth.client_auth.jwt_assertion import JwtAssertionAuth
 from gate.oauth.decision import Decision, require_post
+from gate.oauth.form import invalid_request
 from gate.oauth.grants import check_grant_allowed, grant_type_of, granted_scope
-from gate.oauth.request import read_token_request
+from gate.oauth.request import TokenRequest, read_token_request
 from gate.oauth.responses import error_response, json_response
 from gate.state import SharedState
 
@@ -29,6 +31,7 @@ class TokenEndpoint:
         self.holder = holder
         self.state = state
         self.authenticator = ClientAuthenticator(state)
+        self.jwt_assertion = JwtAssertionAuth()
 
     async def __call__(self, request: Request) -> Response:
         snapshot = self.holder.current
@@ -53,7 +56,10 @@ class TokenEndpoint:
 
         endpoint_url = snapshot.config.issuer.rstrip("/") + snapshot.config.token_path
         context = AuthContext(snapshot, self.state, endpoint_url, grant_type)
-        client, authenticated = await self.authenticator.authenticate(token_request, context, decision)
+        if self.jwt_assertion.applies(token_request.form):
+            client, authenticated = await self._authenticate_assertion(token_request, snapshot, decision)
+        else:
+            client, authenticated = await self.authenticator.authenticate(token_request, context, decision)
 
         check_grant_allowed(client, grant_type)
         scope = granted_scope(client, token_request)
@@ -76,3 +82,24 @@ class TokenEndpoint:
         if issued.scope:
             body["scope"] = " ".join(issued.scope)
         return json_response(body)
+
+    async def _authenticate_assertion(
+        self, request: TokenRequest, snapshot: Snapshot, decision: Decision
+    ) -> tuple[Client, Authenticated]:
+        """Authenticate a client by its JWT assertion (RFC 7523), the one form judged outside ``METHODS``.
+
+        An assertion is a signature, not a guessable secret, so its failures
+        are not counted by the failed-authentication rate limit.
+        """
+        if request.basic is not None:
+            raise invalid_request(
+                "The request carries credentials in more than one place (basic, client_assertion); send one.",
+                "several_credentials",
+            )
+
+        decision.form = "jwt_assertion"
+        identity = await self.jwt_assertion.authenticate(snapshot, request.form, self.state)
+        decision.form = identity.kind
+        decision.client_id = identity.client.client_id
+        decision.subject = identity.subject
+        return identity.client, Authenticated(subject=identity.subject, form=identity.kind)

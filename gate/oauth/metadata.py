@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -14,7 +15,6 @@ from gate.oauth.client_auth import METHODS
 JWKS_PATH = "/.well-known/jwks.json"
 OPENID_CONFIGURATION_PATH = "/.well-known/openid-configuration"
 AUTHORIZATION_SERVER_PATH = "/.well-known/oauth-authorization-server"
-JWKS_MAX_AGE = 300
 
 
 def server_metadata(snapshot: Snapshot) -> dict[str, Any]:
@@ -66,8 +66,10 @@ class MetadataEndpoints:
         return Response(body, media_type="application/json", headers={"Cache-Control": "max-age=300"})
 
     async def jwks(self, request: Request) -> Response:
+        keyring = self.holder.current.keyring
+        now = time.time()
         return Response(
-            self.holder.current.keyring.jwks_bytes,
+            keyring.jwks_document(now),
             media_type="application/jwk-set+json",
-            headers={"Cache-Control": f"max-age={JWKS_MAX_AGE}"},
+            headers={"Cache-Control": f"max-age={keyring.jwks_cache_seconds(now)}"},
         )

@@ -190,11 +190,11 @@ REJECTED = {
     "form not accepted, service account to pair-only client": Case(
         account(client_id=PAIR_CLIENT), status=400, error="unauthorized_client", reason="auth_method_not_allowed"
     ),
-    "jwt in client_secret, no jwt form": Case(
+    "unsigned jwt in client_secret": Case(
         body(client_id=SECRET_CLIENT, client_secret="eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."),
         status=401,
         error="invalid_client",
-        reason="no_credentials",
+        reason="alg_none",
     ),
     # service account and app token
     "username missing": Case(account(username=None), status=400, error="invalid_request", reason="missing_credentials"),
