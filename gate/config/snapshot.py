@@ -56,6 +56,14 @@ class Snapshot:
     key_store: KeyStore = field(default_factory=KeyStore)
     client_assertions: dict[str, ClientAssertionRules] = field(default_factory=dict)
 
+    def inherit_caches(self, previous: Snapshot) -> None:
+        """Take over the key sets ``previous`` already loaded, so a reload fetches no unchanged source again.
+
+        The verified-token cache is not carried over: a reload may change any
+        check, so tokens are verified afresh under the new config.
+        """
+        self.key_store.adopt(previous.key_store)
+
     async def start(self) -> None:
         """Start this snapshot's background work (key set refreshes); call when it starts serving."""
         await self.key_store.start()
