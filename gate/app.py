@@ -26,7 +26,7 @@ from gate.oauth.metadata import (
 )
 from gate.proxy.forward import Forwarder
 from gate.proxy.handler import ProxyHandler
-from gate.state import MemoryState, SharedState
+from gate.state import MemoryState, SharedState, create_state
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class GateApp:
         self.proxy = ProxyHandler(holder, self.forwarder, self.state)
 
         metadata = MetadataEndpoints(holder)
-        health = HealthEndpoints(holder)
+        health = HealthEndpoints(holder, self.state)
         self._fixed: dict[str, ASGIApp] = {
             OPENID_CONFIGURATION_PATH: request_response(metadata.metadata),
             AUTHORIZATION_SERVER_PATH: request_response(metadata.metadata),
@@ -71,7 +71,7 @@ class GateApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await self._run_hook(self.forwarder.start, "startup", send)
+                await self._run_hook(self._startup, "startup", send)
             elif message["type"] == "lifespan.shutdown":
                 await self._run_hook(self._shutdown, "shutdown", send)
                 return
@@ -85,11 +85,15 @@ class GateApp:
             return
         await send({"type": f"lifespan.{phase}.complete"})
 
+    async def _startup(self) -> None:
+        await self.forwarder.start()
+        await self.state.start()
+
     async def _shutdown(self) -> None:
         await self.forwarder.close()
         await self.state.close()
 
 
 def create_app(snapshot: Snapshot) -> GateApp:
-    """Build the gate app serving ``snapshot``."""
-    return GateApp(SnapshotHolder(snapshot))
+    """Build the gate app serving ``snapshot``, with the shared-state backend its config names."""
+    return GateApp(SnapshotHolder(snapshot), create_state(snapshot.shared_state))

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gate.config.snapshot import Snapshot, SnapshotHolder
+from gate.state import SharedState
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +31,17 @@ def signing_key_usable(snapshot: Snapshot) -> bool:
 
 
 class HealthEndpoints:
-    """``/healthz`` says the process runs; ``/readyz`` says it can serve."""
+    """``/healthz`` says the process runs; ``/readyz`` says it can serve.
 
-    def __init__(self, holder: SnapshotHolder) -> None:
+    ``/readyz`` is not ready until the shared-state backend holds a usable
+    revocation list. A Redis outage after that is shown (``available: false``)
+    but leaves the replica ready, because an outage reaches every replica at
+    once and the failure policy decides what each request does.
+    """
+
+    def __init__(self, holder: SnapshotHolder, state: SharedState | None = None) -> None:
         self.holder = holder
+        self.state = state
 
     async def healthz(self, request: Request) -> Response:
         return Response('{"status":"ok"}', media_type="application/json")
@@ -41,9 +49,13 @@ class HealthEndpoints:
     async def readyz(self, request: Request) -> Response:
         snapshot = self.holder.current
         key_ok = signing_key_usable(snapshot)
+        state_health = self.state.health() if self.state is not None else None
+        ready = key_ok and (state_health is None or state_health.ready)
         body = {
-            "status": "ready" if key_ok else "not_ready",
+            "status": "ready" if ready else "not_ready",
             "config": {"source": snapshot.source, "version": snapshot.version, "loaded_at": snapshot.loaded_at},
             "signing_key": {"kid": snapshot.keyring.active.kid, "usable": key_ok},
         }
-        return Response(json.dumps(body), status_code=200 if key_ok else 503, media_type="application/json")
+        if state_health is not None:
+            body["shared_state"] = state_health.to_json()
+        return Response(json.dumps(body), status_code=200 if ready else 503, media_type="application/json")

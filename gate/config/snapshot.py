@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from gate.config.model import GateConfig
 from gate.keys.signing import Keyring
 from gate.proxy.routes import RouteTable
+from gate.state.settings import RedisSettings
 from gate.tokens.issuer import TokenIssuer
 from gate.tokens.verifier import TokenVerifier
 
@@ -40,6 +41,8 @@ class Snapshot:
     clients: dict[str, Client]
     service_accounts: dict[str, tuple[str, ...]]
     routes: RouteTable
+    shared_state: RedisSettings | None = None
+    """Settings of the Redis backend, or ``None`` for the in-memory default; read once at startup."""
 
 
 class SnapshotHolder:
