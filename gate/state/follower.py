@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 MESSAGE_WAIT = 1.0
 """Seconds one read of the subscription waits for a message."""
 
+MAX_RECONNECT_DELAY = 2.0
+"""Maximum seconds between two attempts to resubscribe, and never more than the sync interval."""
+
 
 def encode_revocation(jti: str, expires_at_ms: int) -> str:
     """Render a revocation message: the expiry in Unix milliseconds, a space, the token id."""
@@ -61,7 +64,7 @@ class RevocationFollower:
         self._availability = availability
         self._sync_interval = sync_interval
         self._operation_timeout = operation_timeout
-        self._backoff = ExponentialWithJitterBackoff(cap=sync_interval, base=0.05)
+        self._backoff = ExponentialWithJitterBackoff(cap=min(sync_interval, MAX_RECONNECT_DELAY), base=0.05)
         self.synced = asyncio.Event()
         self.last_sync: float | None = None
 
