@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -37,15 +38,32 @@ class RedisServer:
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.extra_arguments: list[str] = []
+        self.tls_files: tuple[Path, Path] | None = None
+
+    def use_tls(self, certificate: Path, private_key: Path) -> None:
+        """Serve TLS only, with this certificate chain and key, from the next start on."""
+        self.tls_files = (certificate, private_key)
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls_files else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        if self.tls_files is None:
+            listen = ["--port", str(self.port)]
+        else:
+            certificate, private_key = self.tls_files
+            listen = [
+                "--port", "0",
+                "--tls-port", str(self.port),
+                "--tls-cert-file", str(certificate),
+                "--tls-key-file", str(private_key),
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
         command = [
             self.executable,
-            "--port", str(self.port),
+            *listen,
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",
@@ -68,10 +86,19 @@ class RedisServer:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited with status {self.process.returncode}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as connection:
-                    connection.sendall(b"PING\r\n")
-                    if connection.recv(16).startswith((b"+PONG", b"-NOAUTH")):
-                        return
+                if self._answers_ping():
+                    return
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError(f"redis-server did not answer on port {self.port}")
+
+    def _answers_ping(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as plain:
+            connection = plain
+            if self.tls_files is not None:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE  # only checks that the server is up
+                connection = context.wrap_socket(plain)
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith((b"+PONG", b"-NOAUTH"))
