@@ -30,7 +30,7 @@ class RateLimitResult:
 class StateHealth:
     """What ``/readyz`` shows about the shared-state backend.
 
-    ``ready`` is false until the backend holds a usable revocation list (the
+    ``ready`` is false until the backend has a usable revocation list (the
     Redis store after its first full sync). ``available`` is false while the
     backend cannot be reached; a replica stays ready during an outage and
     applies the configured failure policy instead.
@@ -52,8 +52,8 @@ class StateHealth:
 class SharedStateUnavailableError(Exception):
     """The shared store cannot be reached; callers apply their failure policy.
 
-    The token endpoint answers 503 (``temporarily_unavailable``) when a
-    single-use check raises this, because a replay can no longer be ruled out.
+    The token endpoint returns 503 when a single-use check raises this,
+    because a replay can no longer be ruled out.
     """
 
 

@@ -1,9 +1,9 @@
 """Shared state for several gate replicas, kept in Redis.
 
-Each operation is one atomic command or Lua script on the server:
-``SET key 1 NX PX ttl`` for single-use ids, a fixed-window counter script for
-rate limits, and a script that adds a revocation to one sorted set (scored by
-expiry in Unix milliseconds) and publishes it. Every key expires on its own:
+Each operation is one atomic command or Lua script on the server.
+Single-use ids use ``SET key 1 NX PX ttl``, and rate limits a fixed-window
+counter script. A third script adds a revocation to one sorted set, scored by
+expiry in Unix milliseconds, and publishes it. Every key expires on its own:
 single-use ids and counters by their ``PX``/``PEXPIRE``, and the sorted set at
 the expiry of its latest member, while members already expired are removed
 on every revocation and ignored by every read.

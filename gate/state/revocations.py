@@ -10,7 +10,7 @@ class RevocationList:
     """Revoked token ids, each kept until its own expiry (Unix time, seconds).
 
     Lookups are dictionary reads with no I/O. Expired ids are dropped whenever
-    the list has doubled since the last sweep, so it holds at most about twice
+    the list has doubled since the last sweep, so it contains at most about twice
     the number of revocations that are still in force.
     """
 

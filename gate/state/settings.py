@@ -22,12 +22,12 @@ class FailurePolicy:
     """What each operation does while Redis cannot be reached.
 
     ``single_use``: ``reject`` raises ``SharedStateUnavailableError`` (the token
-    endpoint answers 503), ``local`` checks single-use ids in this replica's
+    endpoint returns 503), ``local`` checks single-use ids in this replica's
     memory only, so a replay at another replica passes.
     ``rate_limit``: ``local`` counts in this replica's memory, so the limit is
     multiplied by the number of replicas; ``reject`` raises.
     ``revocation``: ``serve_known`` keeps enforcing the revocations this replica
-    already has; ``reject`` raises from ``is_revoked`` (the proxy answers 503)
+    already has; ``reject`` raises from ``is_revoked`` (the proxy returns 503)
     once the local list is older than ``max_revocation_staleness`` seconds.
     """
 
@@ -60,5 +60,5 @@ class RedisSettings:
 
     @property
     def operation_timeout(self) -> float:
-        """The longest one operation may take, connecting included, before it counts as failed."""
+        """The maximum seconds one operation may take, connecting included, before it counts as failed."""
         return self.connect_timeout + self.socket_timeout

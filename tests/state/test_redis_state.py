@@ -20,7 +20,7 @@ WAIT_LIMIT = 10.0
 
 
 async def eventually(condition: Callable[[], bool | Awaitable[bool]], limit: float = WAIT_LIMIT) -> bool:
-    """Poll ``condition`` until it holds or ``limit`` seconds pass; return whether it held."""
+    """Poll ``condition`` until it is true or ``limit`` seconds pass; return whether it held."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         result = condition()

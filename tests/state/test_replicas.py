@@ -1,9 +1,9 @@
 """Two ``gate serve`` processes sharing one real redis-server.
 
-TODO: add the cross-replica acceptance tests over HTTP once the callers exist: an
-assertion used at replica A is rejected at B, a token revoked at A is rejected at B
-within revocation_sync_interval, and the failed-authentication rate limit counts
-requests at both replicas.
+TODO: cross-replica acceptance over HTTP, once the token endpoint and proxy call the store.
+The missing tests: an assertion used at replica A is rejected at B. A token revoked at A
+is rejected at B within revocation_sync_interval. The failed-authentication rate limit
+counts requests at both replicas.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ REDIS_PASSWORD = "redis-password-used-only-in-tests"
 
 
 def wait_for(url: str, condition: Any, limit: float = WAIT_LIMIT) -> dict[str, Any]:
-    """Poll ``url`` until ``condition(status, body)`` holds; return the body, or fail after ``limit`` seconds."""
+    """Poll ``url`` until ``condition(status, body)`` is true; return the body, or fail after ``limit`` seconds."""
     deadline = time.monotonic() + limit
     last: tuple[int, Any] | None = None
     while time.monotonic() < deadline:
