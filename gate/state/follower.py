@@ -70,7 +70,7 @@ class RevocationFollower:
 
     @property
     def staleness(self) -> float:
-        """Seconds since the last full sync; infinite before the first."""
+        """Seconds since the last successful full sync started; infinite before the first."""
         return float("inf") if self.last_sync is None else time.monotonic() - self.last_sync
 
     async def run(self) -> None:
@@ -87,12 +87,13 @@ class RevocationFollower:
 
     async def sync(self) -> None:
         """Merge every revocation still in force from the sorted set into the local list."""
+        started = time.monotonic()
         now_ms = int(time.time() * 1000)
         async with asyncio.timeout(self._operation_timeout):
             entries = await self._client.zrangebyscore(self._list_key, now_ms, "+inf", withscores=True)
 
         self._revocations.merge((member.decode(), score / 1000) for member, score in entries)
-        self.last_sync = time.monotonic()
+        self.last_sync = started  # the local list is at least as recent as the moment the read began
         self._availability.record_success()
         self.synced.set()
 
