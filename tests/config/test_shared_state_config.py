@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,13 @@ def test_password_in_url_not_echoed(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, {"backend": "redis", "url": "redis://:hunter2-test@127.0.0.1:6379"})
 
     assert "hunter2-test" not in problems[0]
+
+
+def test_redis_backend_needs_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "redis" else real_find_spec(name))
+
+    problems = problems_of(tmp_path, {"backend": "redis", "url": REDIS_URL})
+
+    assert len(problems) == 1
+    assert "pip install 'gate[redis]'" in problems[0]
