@@ -67,8 +67,13 @@ return 1
 
 
 def milliseconds(seconds: float) -> int:
-    """Convert a lifetime to whole milliseconds, rounding down so an entry never outlives what it describes."""
-    return max(1, math.floor(seconds * 1000))
+    """Convert a lifetime to whole milliseconds, rounding up.
+
+    A single-use id must be kept for as long as its assertion can be accepted,
+    so it may outlive the assertion by less than a millisecond but never
+    expire before it.
+    """
+    return max(1, math.ceil(seconds * 1000))
 
 
 def create_client(settings: RedisSettings) -> Redis:
