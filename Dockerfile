@@ -9,7 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /opt/gate
 COPY pyproject.toml README.md ./
 COPY gate ./gate
-RUN pip install . \
+RUN pip install '.[redis]' \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gate
 
 USER 10001:10001

@@ -34,7 +34,7 @@ from gate.oauth.revocation import RevocationEndpoint
 from gate.proxy.forward import Forwarder
 from gate.proxy.handler import ProxyHandler
 from gate.proxy.websocket import WebSocketProxy
-from gate.state import MemoryState, SharedState
+from gate.state import MemoryState, SharedState, create_state
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class GateApp:
         self.websockets = WebSocketProxy(holder, self.forwarder, self.state)
 
         metadata = MetadataEndpoints(holder)
-        health = HealthEndpoints(holder, self.reloader)
+        health = HealthEndpoints(holder, self.reloader, self.state)
         self._fixed: dict[str, ASGIApp] = {
             OPENID_CONFIGURATION_PATH: request_response(metadata.metadata),
             AUTHORIZATION_SERVER_PATH: request_response(metadata.metadata),
@@ -109,6 +109,7 @@ class GateApp:
 
     async def _startup(self) -> None:
         await self.forwarder.start()
+        await self.state.start()
         await self.holder.current.start()
         await self.reloader.start()
         self._start_admin_listener()
@@ -141,11 +142,13 @@ class GateApp:
 
 
 def create_app(snapshot: Snapshot, *, watch: bool = False, sighup: bool = False) -> GateApp:
-    """Build the gate app serving ``snapshot``.
+    """Build the gate app serving ``snapshot``, with the shared-state backend its config names.
 
     With ``watch`` the app reloads its config file when it or a file it
     references changes. With ``sighup`` it reloads on ``SIGHUP``, which works
     only when the app's event loop runs in the main thread.
     """
     holder = SnapshotHolder(snapshot)
-    return GateApp(holder, reloader=ConfigReloader(holder, watch=watch, sighup=sighup))
+    return GateApp(
+        holder, create_state(snapshot.shared_state), reloader=ConfigReloader(holder, watch=watch, sighup=sighup)
+    )

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gate.config.snapshot import Snapshot, SnapshotHolder
+from gate.state import SharedState
 
 if TYPE_CHECKING:
     from gate.config.reloader import ConfigReloader
@@ -38,12 +39,19 @@ class HealthEndpoints:
 
     A failed reload does not make gate unready, because the last good config
     keeps serving; ``/readyz`` shows the failure under ``config.last_reload``
-    until a good file loads.
+    until a good file loads. ``/readyz`` is not ready until the shared-state
+    backend holds a usable revocation list. A Redis outage after that is shown
+    (``available: false``) but leaves the replica ready, because an outage
+    reaches every replica at once and the failure policy decides what each
+    request does.
     """
 
-    def __init__(self, holder: SnapshotHolder, reloader: ConfigReloader | None = None) -> None:
+    def __init__(
+        self, holder: SnapshotHolder, reloader: ConfigReloader | None = None, state: SharedState | None = None
+    ) -> None:
         self.holder = holder
         self.reloader = reloader
+        self.state = state
 
     async def healthz(self, request: Request) -> Response:
         return Response('{"status":"ok"}', media_type="application/json")
@@ -52,7 +60,8 @@ class HealthEndpoints:
         snapshot = self.holder.current
         key_ok = signing_key_usable(snapshot)
         sources_ready, key_sources = snapshot.key_store.status()
-        ready = key_ok and sources_ready
+        state_health = self.state.health() if self.state is not None else None
+        ready = key_ok and sources_ready and (state_health is None or state_health.ready)
         config: dict[str, Any] = {
             "source": snapshot.source,
             "version": snapshot.version,
@@ -67,4 +76,6 @@ class HealthEndpoints:
             "signing_key": {"kid": snapshot.keyring.active.kid, "usable": key_ok},
             "key_sources": key_sources,
         }
+        if state_health is not None:
+            body["shared_state"] = state_health.to_json()
         return Response(json.dumps(body), status_code=200 if ready else 503, media_type="application/json")

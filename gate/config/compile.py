@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 from gate.config.compile_keys import compile_client_assertions, compile_key_store, own_issuer, retired_until
 from gate.config.hints import describe_error
 from gate.config.loader import LoadedYaml, format_path, load_yaml
-from gate.config.model import ClientConfig, GateConfig, RouteAuthConfig
+from gate.config.model import ClientConfig, GateConfig, RouteAuthConfig, SharedStateConfig
 from gate.config.snapshot import Client, Snapshot
 from gate.errors import ConfigError, ConfigProblem
 from gate.keys.signing import Keyring, SigningKey, UnsupportedKeyError, algorithm_for, load_private_key
@@ -21,6 +22,7 @@ from gate.oauth.secret_hashes import decoy_hash
 from gate.policy import PolicySyntaxError, compile_policy
 from gate.proxy.authorize import Requirements
 from gate.proxy.routes import Route, RouteTable, compile_glob
+from gate.state.settings import FailurePolicy, RedisSettings
 from gate.tokens.issuer import TokenIssuer
 from gate.tokens.verifier import TokenVerifier
 
@@ -92,6 +94,7 @@ def compile_config(config: GateConfig, loaded: LoadedYaml, *, source: str, base_
     routes = _compile_routes(config, problems)
     key_store = compile_key_store(config, base_dir, problems.add)
     client_assertions = compile_client_assertions(config, key_store, problems.add)
+    shared_state = _compile_shared_state(config.shared_state, base_dir, problems)
 
     if problems.items or keyring is None:
         raise ConfigError(source, problems.items)
@@ -111,6 +114,7 @@ def compile_config(config: GateConfig, loaded: LoadedYaml, *, source: str, base_
         decoy_secret_hash=decoy_hash([stored for client in clients.values() for stored in client.secret_hashes]),
         key_store=key_store,
         client_assertions=client_assertions,
+        shared_state=shared_state,
     )
 
 
@@ -284,4 +288,55 @@ def _compile_requirements(
         scopes=frozenset(auth.scopes),
         claims=MappingProxyType(claims),
         policy=policy,
+    )
+
+
+def _compile_shared_state(entry: SharedStateConfig, base_dir: Path, problems: _Problems) -> RedisSettings | None:
+    """Read the Redis password file and check the TLS files, so ``gate check`` reports them."""
+    if entry.backend == "memory" or entry.url is None:
+        return None
+
+    path = ("shared_state",)
+    if importlib.util.find_spec("redis") is None:
+        problems.add((*path, "backend"), "backend 'redis' needs the redis package: pip install 'gate[redis]'")
+
+    password = entry.password.get_secret_value() if entry.password is not None else None
+    if entry.password_file is not None:
+        password_path = base_dir / entry.password_file
+        try:
+            password = password_path.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as error:
+            problems.add((*path, "password_file"), f"cannot read {password_path}: {getattr(error, 'strerror', error)}")
+
+    tls = entry.tls
+    tls_files: dict[str, str | None] = {"ca_file": None, "cert_file": None, "key_file": None}
+    for name in tls_files:
+        value = getattr(tls, name) if tls is not None else None
+        if value is None:
+            continue
+        file_path = base_dir / value
+        if not file_path.is_file():
+            problems.add((*path, "tls", name), f"no such file: {file_path}")
+        tls_files[name] = str(file_path)
+
+    failure = entry.on_unavailable
+    return RedisSettings(
+        url=entry.url,
+        username=entry.username,
+        password=password,
+        tls_ca_file=tls_files["ca_file"],
+        tls_cert_file=tls_files["cert_file"],
+        tls_key_file=tls_files["key_file"],
+        tls_verify=tls.verify if tls is not None else True,
+        key_prefix=entry.key_prefix,
+        connect_timeout=entry.connect_timeout,
+        socket_timeout=entry.socket_timeout,
+        max_connections=entry.max_connections,
+        revocation_sync_interval=entry.revocation_sync_interval,
+        on_unavailable=FailurePolicy(
+            single_use=failure.single_use,
+            rate_limit=failure.rate_limit,
+            revocation=failure.revocation,
+            max_revocation_staleness=failure.max_revocation_staleness,
+        ),
     )

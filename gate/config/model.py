@@ -11,10 +11,12 @@ import ipaddress
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from gate.oauth.secret_hashes import SECRET_HASH_PATTERN
+from gate.state import settings as state_defaults
 
 DEFAULT_TOKEN_PATH = "/application/o/token/"
 DEFAULT_TOKEN_LIFETIME = 300
@@ -440,6 +442,69 @@ class TokenEndpointConfig(StrictModel):
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
 
 
+class RedisTlsConfig(StrictModel):
+    """TLS options for a ``rediss://`` URL."""
+
+    ca_file: NonEmptyStr | None = None
+    cert_file: NonEmptyStr | None = None
+    key_file: NonEmptyStr | None = None
+    verify: bool = True
+
+    @model_validator(mode="after")
+    def _client_certificate_pair(self) -> RedisTlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("'cert_file' and 'key_file' go together: give both for a client certificate, or neither")
+        return self
+
+
+class SharedStateFailureConfig(StrictModel):
+    """What each operation does while Redis cannot be reached."""
+
+    single_use: Literal["reject", "local"] = "reject"
+    rate_limit: Literal["local", "reject"] = "local"
+    revocation: Literal["serve_known", "reject"] = "serve_known"
+    max_revocation_staleness: float = Field(default=state_defaults.DEFAULT_MAX_REVOCATION_STALENESS, gt=0)
+
+
+class SharedStateConfig(StrictModel):
+    """Where replicas keep used assertion ids, revocations and rate-limit counters."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: NonEmptyStr | None = None
+    username: NonEmptyStr | None = None
+    password: SecretStr | None = None
+    password_file: NonEmptyStr | None = None
+    tls: RedisTlsConfig | None = None
+    key_prefix: str = state_defaults.DEFAULT_KEY_PREFIX
+    connect_timeout: float = Field(default=state_defaults.DEFAULT_CONNECT_TIMEOUT, gt=0, le=60)
+    socket_timeout: float = Field(default=state_defaults.DEFAULT_SOCKET_TIMEOUT, gt=0, le=60)
+    max_connections: int = Field(default=state_defaults.DEFAULT_MAX_CONNECTIONS, ge=1)
+    revocation_sync_interval: float = Field(default=state_defaults.DEFAULT_REVOCATION_SYNC_INTERVAL, gt=0, le=3600)
+    on_unavailable: SharedStateFailureConfig = Field(default_factory=SharedStateFailureConfig)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError("expected redis://HOST:PORT/DB, or rediss:// for TLS")
+        if parts.password is not None:
+            raise ValueError("the URL must not contain a password; use 'password: ${ENV_VAR}' or 'password_file'")
+        return url
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> SharedStateConfig:
+        if self.backend == "redis" and self.url is None:
+            raise ValueError("backend 'redis' needs 'url'")
+        if self.backend == "memory" and self.url is not None:
+            raise ValueError("'url' is used only with backend 'redis'")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give 'password' or 'password_file', not both")
+        if self.tls is not None and self.url is not None and not self.url.startswith("rediss://"):
+            raise ValueError("'tls' needs a rediss:// URL")
+        return self
+
+
 class GateConfig(StrictModel):
     """The whole config file."""
 
@@ -458,3 +523,4 @@ class GateConfig(StrictModel):
     forwarding: ForwardingConfig = Field(default_factory=ForwardingConfig)
     trusted_issuers: list[TrustedIssuerConfig] = Field(default_factory=list)
     jwks_max_age: Seconds = DEFAULT_JWKS_MAX_AGE
+    shared_state: SharedStateConfig = Field(default_factory=SharedStateConfig)

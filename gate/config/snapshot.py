@@ -13,6 +13,7 @@ from gate.keys.issuers import KeyStore
 from gate.keys.signing import Keyring
 from gate.oauth.client_auth.assertion_rules import ClientAssertionRules
 from gate.proxy.routes import RouteTable
+from gate.state.settings import RedisSettings
 from gate.tokens.issuer import TokenIssuer
 from gate.tokens.verifier import TokenVerifier
 
@@ -51,6 +52,8 @@ class Snapshot:
     clients: dict[str, Client]
     service_accounts: dict[str, tuple[str, ...]]
     routes: RouteTable
+    shared_state: RedisSettings | None = None
+    """Settings of the Redis backend, or ``None`` for the in-memory default; read once at startup."""
     # Checked instead of a client's secret hashes when the client id is unknown.
     decoy_secret_hash: str = "sha256:" + "0" * 64
     key_store: KeyStore = field(default_factory=KeyStore)

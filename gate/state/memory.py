@@ -7,7 +7,8 @@ import time
 
 from cachetools import TTLCache
 
-from gate.state.base import RateLimitResult
+from gate.state.base import RateLimitResult, StateHealth
+from gate.state.revocations import RevocationList
 
 DEFAULT_MAX_ENTRIES = 1_000_000
 
@@ -25,6 +26,10 @@ class MemoryState:
         self._expiry: dict[str, float] = {}
         self._max_entries = max_entries
         self._windows: TTLCache[str, tuple[float, int]] = TTLCache(maxsize=max_entries, ttl=3600, timer=time.monotonic)
+        self._revocations = RevocationList()
+
+    async def start(self) -> None:
+        return None
 
     async def add_if_absent(self, key: str, ttl: float) -> bool:
         now = time.monotonic()
@@ -52,9 +57,19 @@ class MemoryState:
         retry_after = max(1, math.ceil(started + window - now))
         return RateLimitResult(allowed=count <= limit, count=count, retry_after=retry_after)
 
+    async def revoke(self, jti: str, expires_at: float) -> None:
+        self._revocations.add(jti, expires_at)
+
+    def is_revoked(self, jti: str) -> bool:
+        return self._revocations.contains(jti)
+
+    def health(self) -> StateHealth:
+        return StateHealth(backend="memory", ready=True, available=True, revocations_known=len(self._revocations))
+
     async def close(self) -> None:
         self._expiry.clear()
         self._windows.clear()
+        self._revocations.clear()
 
     def _evict(self, now: float) -> None:
         expired = [key for key, expires in self._expiry.items() if expires <= now]
