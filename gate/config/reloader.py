@@ -257,7 +257,7 @@ class ConfigReloader:
                 "new_version": new.version,
             },
         )
-        for section in ("listen", "admin_listen", "upstream_client"):
+        for section in ("listen", "admin_listen", "upstream_client", "shared_state"):
             if getattr(old.config, section, None) != getattr(new.config, section, None):
                 logger.warning(
                     "config section %s changed; it applies only after a restart",

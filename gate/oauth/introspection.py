@@ -81,7 +81,7 @@ class IntrospectionEndpoint:
         jti = verified.claims.get("jti")
         if verified.issuer != snapshot.config.issuer or not isinstance(jti, str):
             return None
-        if await self.revocations.is_revoked(jti):
+        if self.revocations.is_revoked(jti):
             return None
 
         return {name: verified.claims[name] for name in _REPORTED_CLAIMS if name in verified.claims}

@@ -22,6 +22,7 @@ from gate.oauth.form import invalid_request
 from gate.oauth.request import read_token_request
 from gate.oauth.responses import error_response, json_response
 from gate.state import SharedState
+from gate.state.base import SharedStateUnavailableError
 from gate.tokens.revocation_list import RevocationList
 
 
@@ -78,7 +79,17 @@ class RevocationEndpoint:
         if client.revocation == "own" and verified.claims.get("client_id") != client.client_id:
             raise _unauthorized("This client may revoke only tokens issued to it.", "token_of_other_client")
 
-        await self.revocations.revoke(jti, verified.expires_at, snapshot.config.tokens.leeway)
+        try:
+            await self.revocations.revoke(jti, verified.expires_at, snapshot.config.tokens.leeway)
+        except SharedStateUnavailableError:
+            # This replica enforces the revocation already; the others may not
+            # learn of it, so the client is told to retry (RFC 7009 section 2.2.1).
+            raise OAuthError(
+                "temporarily_unavailable",
+                "The revocation could not be shared with every replica; retry later.",
+                reason_id="revocation_store_unavailable",
+                status=503,
+            ) from None
         return "token_revoked"
 
 

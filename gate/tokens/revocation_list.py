@@ -11,27 +11,26 @@ import time
 
 from gate.errors import BearerError
 from gate.state import SharedState
+from gate.state.base import SharedStateUnavailableError
 from gate.tokens.verifier import VerifiedToken
-
-KEY_PREFIX = "revoked:"
-
-
-def revocation_key(jti: str) -> str:
-    return KEY_PREFIX + jti
 
 
 class RevocationList:
-    """Record and look up revoked token ids."""
+    """Record and look up revoked token ids in the shared state.
+
+    Lookups read the replica's local copy of the list (no round trip to a
+    shared store); a revocation is enforced by this replica at once and by
+    the others within the backend's documented bound.
+    """
 
     def __init__(self, state: SharedState) -> None:
         self.state = state
 
     async def revoke(self, jti: str, expires_at: float, leeway: int) -> None:
-        ttl = max(1.0, expires_at + leeway - time.time())
-        await self.state.add_if_absent(revocation_key(jti), ttl)
+        await self.state.revoke(jti, max(expires_at + leeway, time.time() + 1.0))
 
-    async def is_revoked(self, jti: str) -> bool:
-        return await self.state.contains(revocation_key(jti))
+    def is_revoked(self, jti: str) -> bool:
+        return self.state.is_revoked(jti)
 
 
 async def reject_if_revoked(state: SharedState, token: VerifiedToken, own_issuer: str) -> None:
@@ -39,12 +38,23 @@ async def reject_if_revoked(state: SharedState, token: VerifiedToken, own_issuer
 
     Only gate's own tokens can be revoked at gate's revocation endpoint, so
     tokens of other issuers are not looked up (their ``jti`` values could
-    collide with gate's).
+    collide with gate's). When the shared store's failure policy rejects
+    requests because the local copy of the list is too old, the request gets
+    503 with reason ``revocations_unavailable``.
     """
     jti = token.claims.get("jti")
     if token.issuer != own_issuer or not isinstance(jti, str):
         return
 
-    # TODO: choose fail-open or fail-closed for SharedStateUnavailableError once a Redis state exists.
-    if await RevocationList(state).is_revoked(jti):
+    try:
+        revoked = state.is_revoked(jti)
+    except SharedStateUnavailableError:
+        raise BearerError(
+            "temporarily_unavailable",
+            "Revocations cannot be checked right now; retry later.",
+            reason_id="revocations_unavailable",
+            status=503,
+        ) from None
+
+    if revoked:
         raise BearerError("invalid_token", "The token has been revoked.", reason_id="token_revoked")
