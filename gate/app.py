@@ -1,8 +1,8 @@
 """The gate ASGI application: gate's own endpoints in front, the proxy behind.
 
 gate's own endpoints (token, introspection, revocation, discovery, JWKS, health,
-metrics) are Starlette endpoints
-found by exact path; every other HTTP request goes to the proxy. A dict lookup
+metrics, decision endpoints) are found by exact path, or by prefix for an Envoy
+decision endpoint; every other HTTP request goes to the proxy. A dict lookup
 replaces a Starlette ``Router`` here because the router would match every
 proxied request against each route pattern, and because the token path comes
 from the config, which is reloaded while the app runs.
@@ -31,6 +31,7 @@ from gate.oauth.metadata import (
     MetadataEndpoints,
 )
 from gate.oauth.revocation import RevocationEndpoint
+from gate.proxy.decision_endpoint import DecisionEndpoint, find_endpoint
 from gate.proxy.forward import Forwarder
 from gate.proxy.handler import ProxyHandler
 from gate.proxy.websocket import WebSocketProxy
@@ -52,6 +53,7 @@ class GateApp:
         self.proxy = ProxyHandler(holder, self.forwarder, self.state)
         self._admin_server: Any = None
         self.websockets = WebSocketProxy(holder, self.forwarder, self.state)
+        self.decisions = DecisionEndpoint(holder, self.state)
 
         metadata = MetadataEndpoints(holder)
         health = HealthEndpoints(holder, self.reloader)
@@ -78,6 +80,8 @@ class GateApp:
             return self._introspection_endpoint
         if path == snapshot.config.token_endpoint.revocation_path:
             return self._revocation_endpoint
+        if snapshot.config.decision_endpoints and find_endpoint(snapshot.config, path) is not None:
+            return self.decisions
         return self._fixed.get(path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

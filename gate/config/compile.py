@@ -89,6 +89,7 @@ def compile_config(config: GateConfig, loaded: LoadedYaml, *, source: str, base_
     service_accounts = _compile_service_accounts(config, problems)
     clients = _compile_clients(config, service_accounts, problems)
     routes = _compile_routes(config, problems)
+    _check_decision_endpoints(config, problems)
 
     if problems.items or keyring is None:
         raise ConfigError(source, problems.items)
@@ -245,6 +246,23 @@ def _compile_routes(config: GateConfig, problems: _Problems) -> RouteTable:
         )
 
     return RouteTable(routes)
+
+
+def _check_decision_endpoints(config: GateConfig, problems: _Problems) -> None:
+    """Report decision endpoint paths that another decision endpoint or a token endpoint already takes."""
+    own_paths = {
+        config.token_path.rstrip("/"),
+        config.token_endpoint.introspection_path.rstrip("/"),
+        config.token_endpoint.revocation_path.rstrip("/"),
+    }
+    taken: set[str] = set()
+
+    for index, endpoint in enumerate(config.decision_endpoints):
+        if endpoint.path in own_paths:
+            problems.add(("decision_endpoints", index, "path"), f"{endpoint.path!r} is a token endpoint path")
+        if endpoint.path in taken:
+            problems.add(("decision_endpoints", index, "path"), f"duplicate decision endpoint path {endpoint.path!r}")
+        taken.add(endpoint.path)
 
 
 def _known_issuers(config: GateConfig) -> frozenset[str]:
