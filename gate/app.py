@@ -1,11 +1,12 @@
 """The gate ASGI application: gate's own endpoints in front, the proxy behind.
 
 gate's own endpoints (token, introspection, revocation, discovery, JWKS, health,
-metrics, decision endpoints) are found by exact path, or by prefix for an Envoy
-decision endpoint; every other HTTP request goes to the proxy. A dict lookup
-replaces a Starlette ``Router`` here because the router would match every
-proxied request against each route pattern, and because the token path comes
-from the config, which is reloaded while the app runs.
+metrics, decision endpoints) are found by exact path. An Envoy decision
+endpoint also takes every path below its own. Every other HTTP request goes
+to the proxy. A dict lookup replaces a Starlette ``Router`` here because the
+router would match every proxied request against each route pattern, and
+because the token path comes from the config, which is reloaded while the
+app runs.
 """
 
 from __future__ import annotations

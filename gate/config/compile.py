@@ -255,14 +255,14 @@ def _check_decision_endpoints(config: GateConfig, problems: _Problems) -> None:
         config.token_endpoint.introspection_path.rstrip("/"),
         config.token_endpoint.revocation_path.rstrip("/"),
     }
-    taken: set[str] = set()
+    seen_paths: set[str] = set()
 
     for index, endpoint in enumerate(config.decision_endpoints):
         if endpoint.path in own_paths:
             problems.add(("decision_endpoints", index, "path"), f"{endpoint.path!r} is a token endpoint path")
-        if endpoint.path in taken:
+        if endpoint.path in seen_paths:
             problems.add(("decision_endpoints", index, "path"), f"duplicate decision endpoint path {endpoint.path!r}")
-        taken.add(endpoint.path)
+        seen_paths.add(endpoint.path)
 
 
 def _known_issuers(config: GateConfig) -> frozenset[str]:

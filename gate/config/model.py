@@ -262,7 +262,7 @@ class ForwardingConfig(StrictModel):
 
 
 class DecisionEndpointConfig(StrictModel):
-    """An auth service endpoint that an ingress asks before it forwards a request.
+    """An auth service endpoint that an ingress queries before it forwards a request.
 
     ``ingress`` names where the original request is read from, and no other
     header is trusted for it:

@@ -35,7 +35,7 @@ from gate.tokens.verifier import VerifiedToken
 CHECK_ORDER = ("host", "path", "route", "token", "verification", "revocation", *(name for name, _ in AUTHORIZE_STEPS))
 """Every check ``decide`` can record, in the order it runs them."""
 
-# Which part of token verification a verifier reason id points to.
+# The part of token verification that each verifier reason id points to.
 VERIFICATION_PARTS = {
     "token_too_long": "format",
     "malformed_token": "format",
@@ -77,6 +77,8 @@ class ExplainRequest:
 async def explain(snapshot: Snapshot, request: ExplainRequest) -> dict[str, Any]:
     """Decide on ``request`` as the proxy would and return the report as JSON-ready data."""
     proxy_request = request.proxy_request()
+    # TODO: once trusted issuers with remote key sets exist, fetch them here as `gate serve` does at
+    # startup and list the sources that could not be fetched in the report.
     decision = await decide(snapshot, proxy_request, explain=True)
 
     return {

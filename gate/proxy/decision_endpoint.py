@@ -1,4 +1,4 @@
-"""The decision endpoint: gate as the auth service an ingress asks before it forwards.
+"""The decision endpoint: gate as the auth service that an ingress queries before it forwards.
 
 It runs the proxy's ``decide`` on the original request that the ingress
 describes (see ``gate.proxy.ingress``) and forwards nothing. The same
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 NGINX_STATUSES = frozenset({401, 403})
-"""The denial statuses nginx ``auth_request`` passes to the client; it answers 500 for others."""
+"""The denial statuses nginx ``auth_request`` passes to the client; it sends 500 for any other status."""
 
 
 def find_endpoint(config: GateConfig, path: str) -> DecisionEndpointConfig | None:

@@ -1,4 +1,4 @@
-"""The original request an ingress asks the decision endpoint about.
+"""The original request that an ingress sends to the decision endpoint for a verdict.
 
 Each ingress describes the request it holds in its own way, and only that
 way is read, so a header that one ingress passes through from the client

@@ -33,7 +33,7 @@ def nginx_binary() -> str:
 
 
 def auth_request_config(directory: Path, port: int, gate_url: str, decision_path: str, upstream_url: str) -> str:
-    """An nginx config that asks gate's decision endpoint before it proxies to the upstream.
+    """An nginx config that sends each request to gate's decision endpoint before it proxies to the upstream.
 
     It is the example of docs/ingress.md with test paths and ports.
     """

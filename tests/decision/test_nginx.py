@@ -23,7 +23,7 @@ def nginx_url(decision_gate: DecisionGate, tmp_path_factory: pytest.TempPathFact
 
 
 def get(url: str, target: str, headers: list[tuple[str, str]] = ()) -> RawResponse:
-    """Send a GET with ``target`` byte for byte, so nginx sees the path exactly as written."""
+    """Send a GET with ``target`` byte for byte, so nginx receives the path exactly as written."""
     lines = [f"GET {target} HTTP/1.1", "Host: api.example.com", *(f"{n}: {v}" for n, v in headers), "Connection: close"]
     return send_raw(url, ("\r\n".join(lines) + "\r\n\r\n").encode())
 
