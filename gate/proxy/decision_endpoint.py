@@ -96,7 +96,7 @@ class DecisionEndpoint:
             await send(start)
             await send(body)
         finally:
-            log.emit("auth_decision")
+            log.emit("auth_decision", "decision request")
             metrics.observe_proxy_request(scope, log.route_id, log.granted, log.reason_id, log.started)
 
     async def _answer(self, snapshot: Snapshot, scope: Scope, log: DecisionLog) -> tuple[dict, dict]:

@@ -220,8 +220,9 @@ def test_decision_logged_and_counted(decision_gate: DecisionGate, caplog: pytest
         return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(wanted)), 0.0)
 
     before = denied_count()
-    with caplog.at_level(logging.INFO, logger="gate.proxy.handler"):
-        response = ask_as(envoy, decision_gate, "/claims", headers=bearer(decision_gate.token(tenant="zeta")))
+    token = decision_gate.token(tenant="zeta")
+    with caplog.at_level(logging.DEBUG, logger="gate"):
+        response = ask_as(envoy, decision_gate, "/claims", headers=bearer(token))
 
     assert response.status == 403
     assert denied_count() == before + 1
@@ -230,3 +231,6 @@ def test_decision_logged_and_counted(decision_gate: DecisionGate, caplog: pytest
         ("claims", "claim_mismatch", 403, False)
     ]
     assert lines[0].subject == USERNAME
+    assert lines[0].getMessage() == "decision request denied"
+    signature = token.rsplit(".", 1)[1]
+    assert not [record for record in caplog.records if signature in json.dumps(record.__dict__, default=str)]
