@@ -1,11 +1,12 @@
 """The gate ASGI application: gate's own endpoints in front, the proxy behind.
 
 gate's own endpoints (token, introspection, revocation, discovery, JWKS, health,
-metrics) are Starlette endpoints
-found by exact path; every other HTTP request goes to the proxy. A dict lookup
-replaces a Starlette ``Router`` here because the router would match every
-proxied request against each route pattern, and because the token path comes
-from the config, which is reloaded while the app runs.
+metrics, decision endpoints) are found by exact path. An Envoy decision
+endpoint also takes every path below its own. Every other HTTP request goes
+to the proxy. A dict lookup replaces a Starlette ``Router`` here because the
+router would match every proxied request against each route pattern, and
+because the token path comes from the config, which is reloaded while the
+app runs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gate.oauth.metadata import (
     MetadataEndpoints,
 )
 from gate.oauth.revocation import RevocationEndpoint
+from gate.proxy.decision_endpoint import DecisionEndpoint, find_endpoint
 from gate.proxy.forward import Forwarder
 from gate.proxy.handler import ProxyHandler
 from gate.proxy.websocket import WebSocketProxy
@@ -52,6 +54,7 @@ class GateApp:
         self.proxy = ProxyHandler(holder, self.forwarder, self.state)
         self._admin_server: Any = None
         self.websockets = WebSocketProxy(holder, self.forwarder, self.state)
+        self.decisions = DecisionEndpoint(holder, self.state)
 
         metadata = MetadataEndpoints(holder)
         health = HealthEndpoints(holder, self.reloader, self.state)
@@ -78,6 +81,8 @@ class GateApp:
             return self._introspection_endpoint
         if path == snapshot.config.token_endpoint.revocation_path:
             return self._revocation_endpoint
+        if snapshot.config.decision_endpoints and find_endpoint(snapshot.config, path) is not None:
+            return self.decisions
         return self._fixed.get(path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,4 +1,4 @@
-"""The ``gate`` command line: serve, check, demo, keygen and hash-token."""
+"""The ``gate`` command line: serve, check, explain, demo, keygen and hash-token."""
 
 from __future__ import annotations
 
@@ -39,6 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="validate a config file; print every error and warning (exit 1 on errors)"
     )
     check.add_argument("--config", required=True, type=Path, help="path of the YAML config file")
+
+    explain = commands.add_parser(
+        "explain",
+        help="show how gate would decide on one request: route, each check, decision (exit 0 allowed, 3 denied)",
+    )
+    explain.add_argument("--config", required=True, type=Path, help="path of the YAML config file")
+    explain.add_argument("--method", default="GET", help="HTTP method of the request (default: GET)")
+    explain.add_argument(
+        "--url", required=True, help="request target: a path such as '/orders?id=1' or a full http(s):// URL"
+    )
+    explain.add_argument("--header", action="append", metavar="'NAME: VALUE'", help="a request header; repeat for more")
+    token = explain.add_mutually_exclusive_group()
+    token.add_argument("--token", help="bearer token to send (visible to other users in the process list)")
+    token.add_argument("--token-file", type=Path, help="file holding the bearer token; '-' reads standard input")
+    explain.add_argument("--json", action="store_true", help="print the report as JSON")
 
     demo = commands.add_parser("demo", help="run gate and a demo upstream on 127.0.0.1 with keys made on the fly")
     demo.add_argument("--port", type=int, default=8080, help="gate's TCP port (default: 8080)")
@@ -94,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "serve": command_serve,
         "check": command_check,
+        "explain": command_explain,
         "demo": command_demo,
         "keygen": command_keygen,
         "hash-token": command_hash_token,
@@ -135,6 +151,12 @@ def command_check(arguments: argparse.Namespace) -> int:
     from gate.config.check import check_config
 
     return check_config(arguments.config, sys.stdout, sys.stderr)
+
+
+def command_explain(arguments: argparse.Namespace) -> int:
+    from gate.explain.command import run_explain
+
+    return run_explain(arguments, sys.stdout, sys.stderr)
 
 
 def command_demo(arguments: argparse.Namespace) -> int:

@@ -95,6 +95,7 @@ def compile_config(config: GateConfig, loaded: LoadedYaml, *, source: str, base_
     key_store = compile_key_store(config, base_dir, problems.add)
     client_assertions = compile_client_assertions(config, key_store, problems.add)
     shared_state = _compile_shared_state(config.shared_state, base_dir, problems)
+    _check_decision_endpoints(config, problems)
 
     if problems.items or keyring is None:
         raise ConfigError(source, problems.items)
@@ -253,6 +254,23 @@ def _compile_routes(config: GateConfig, problems: _Problems) -> RouteTable:
         )
 
     return RouteTable(routes)
+
+
+def _check_decision_endpoints(config: GateConfig, problems: _Problems) -> None:
+    """Report decision endpoint paths that another decision endpoint or a token endpoint already takes."""
+    own_paths = {
+        config.token_path.rstrip("/"),
+        config.token_endpoint.introspection_path.rstrip("/"),
+        config.token_endpoint.revocation_path.rstrip("/"),
+    }
+    seen_paths: set[str] = set()
+
+    for index, endpoint in enumerate(config.decision_endpoints):
+        if endpoint.path in own_paths:
+            problems.add(("decision_endpoints", index, "path"), f"{endpoint.path!r} is a token endpoint path")
+        if endpoint.path in seen_paths:
+            problems.add(("decision_endpoints", index, "path"), f"duplicate decision endpoint path {endpoint.path!r}")
+        seen_paths.add(endpoint.path)
 
 
 def _known_issuers(config: GateConfig) -> frozenset[str]:

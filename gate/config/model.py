@@ -425,6 +425,44 @@ class ForwardingConfig(StrictModel):
         return networks
 
 
+class DecisionEndpointConfig(StrictModel):
+    """An auth service endpoint that an ingress queries before it forwards a request.
+
+    ``ingress`` names where the original request is read from, and no other
+    header is trusted for it:
+
+    - ``nginx`` (``auth_request``): ``X-Original-Method``, ``X-Original-URI``
+      and the ``Host`` header, at exactly ``path``;
+    - ``traefik`` (ForwardAuth): ``X-Forwarded-Method``, ``X-Forwarded-Uri`` and
+      ``X-Forwarded-Host``, at exactly ``path``;
+    - ``envoy`` (HTTP ``ext_authz`` with ``path_prefix`` set to ``path``): the
+      request's own method, ``Host`` and path below ``path``.
+
+    Requests from a peer outside ``trusted_ingresses`` are rejected with 403.
+    """
+
+    path: NonEmptyStr
+    ingress: Literal["nginx", "traefik", "envoy"]
+    trusted_ingresses: list[NonEmptyStr] = Field(min_length=1)
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, path: str) -> str:
+        if not re.match(r"^(/[A-Za-z0-9\-._~]+)+/?$", path):
+            raise ValueError("expected a path such as '/auth/decision' made of letters, digits and '-._~'")
+        return path.rstrip("/")
+
+    @field_validator("trusted_ingresses")
+    @classmethod
+    def _check_networks(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP address or CIDR network such as '10.0.0.0/8'") from None
+        return networks
+
+
 class RateLimitConfig(StrictModel):
     """Limits on failed client authentication, counted per source address."""
 
@@ -524,3 +562,4 @@ class GateConfig(StrictModel):
     trusted_issuers: list[TrustedIssuerConfig] = Field(default_factory=list)
     jwks_max_age: Seconds = DEFAULT_JWKS_MAX_AGE
     shared_state: SharedStateConfig = Field(default_factory=SharedStateConfig)
+    decision_endpoints: list[DecisionEndpointConfig] = Field(default_factory=list)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -136,12 +136,8 @@ def token_scopes(token: VerifiedToken) -> frozenset[str]:
 
 def authorize(requirements: Requirements, token: VerifiedToken, request: RequestFacts) -> None:
     """Raise ``BearerError`` unless ``token`` meets ``requirements`` for ``request``."""
-    check_issuer(requirements, token)
-    check_audience(requirements, token)
-    check_scopes(requirements, token)
-    check_claims(requirements, token)
-    if requirements.policy is not None:
-        check_policy(requirements.policy, token, request)
+    for _name, step in AUTHORIZE_STEPS:
+        step(requirements, token, request)
 
 
 def check_issuer(requirements: Requirements, token: VerifiedToken) -> None:
@@ -209,6 +205,39 @@ def check_policy(policy: Policy, token: VerifiedToken, request: RequestFacts) ->
         raise BearerError(
             "insufficient_scope", "The request does not satisfy this route's policy.", reason_id=reason_id, status=403
         )
+
+
+def _issuer_step(requirements: Requirements, token: VerifiedToken, _request: RequestFacts) -> None:
+    check_issuer(requirements, token)
+
+
+def _audience_step(requirements: Requirements, token: VerifiedToken, _request: RequestFacts) -> None:
+    check_audience(requirements, token)
+
+
+def _scopes_step(requirements: Requirements, token: VerifiedToken, _request: RequestFacts) -> None:
+    check_scopes(requirements, token)
+
+
+def _claims_step(requirements: Requirements, token: VerifiedToken, _request: RequestFacts) -> None:
+    check_claims(requirements, token)
+
+
+def _policy_step(requirements: Requirements, token: VerifiedToken, request: RequestFacts) -> None:
+    if requirements.policy is not None:
+        check_policy(requirements.policy, token, request)
+
+
+AuthorizeStep = Callable[[Requirements, VerifiedToken, RequestFacts], None]
+
+AUTHORIZE_STEPS: tuple[tuple[str, AuthorizeStep], ...] = (
+    ("issuer", _issuer_step),
+    ("audience", _audience_step),
+    ("scopes", _scopes_step),
+    ("claims", _claims_step),
+    ("policy", _policy_step),
+)
+"""The authorize checks by name, in the order ``authorize`` runs them; ``gate explain`` runs them one by one."""
 
 
 # Converting claims into CEL values costs more than evaluating a policy, so the

@@ -46,11 +46,12 @@ class DecisionLog:
         self.reason_id = decision.reason_id
         self.status = decision.status
 
-    def emit(self, event: str = "proxy_decision") -> None:
+    def emit(self, event: str = "proxy_decision", kind: str = "proxy request") -> None:
         level = logging.INFO if self.granted else logging.WARNING
         logger.log(
             level,
-            "proxy request %s",
+            "%s %s",
+            kind,
             "granted" if self.granted else "denied",
             extra={
                 "event": event,
