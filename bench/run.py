@@ -52,6 +52,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--warmup", type=float, help="unmeasured wrk run before each scenario, in whole seconds; 0 skips it (default 1)"
     )
     parser.add_argument("--connections", type=int, default=64, help="open wrk connections (default 64)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measured runs per scenario; the fastest is kept (default 1; cold: 1)"
+    )
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, metavar="NAME", help=f"run only these: {SCENARIOS}")
     parser.add_argument(
         "--memory-mib", type=int, help="body size streamed each way through gate, in MiB (256; quick 32)"
@@ -64,7 +67,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="gate's --log-level (default warning: no line per granted request)",
     )
     parser.add_argument(
-        "--profile", type=Path, metavar="DIR", help="record py-spy samples of gate in the protected and cold runs here"
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record py-spy samples of gate in the protected, cold and token runs here",
     )
     parser.add_argument(
         "--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="uvicorn loop of baselines"
@@ -97,7 +103,7 @@ def print_environment(arguments: argparse.Namespace) -> None:
     print(f"tools: {scenarios.tool_versions()}")
     print(
         f"load: wrk -t1 -c{arguments.connections} on CPU {arguments.wrk_cpu}; servers on CPU {arguments.server_cpu};"
-        f" {arguments.warmup:g} s warm-up + {arguments.duration:g} s measured per scenario;"
+        f" {arguments.warmup:g} s warm-up + {arguments.repeat} x {arguments.duration:g} s measured per scenario;"
         f" gate --log-level {arguments.gate_log_level}"
     )
     print(f"load average before: {load_average()}", flush=True)
