@@ -1,7 +1,7 @@
 """Load benchmark of gate against baselines started by the same run, with the ratios between them.
 
 Every server runs in its own process on 127.0.0.1, pinned to the server CPU
-(default 1); wrk and this script's own clients run on the load CPU (default 0).
+(default 1). wrk and this script's own clients run on the load CPU (default 0).
 Scenarios, in the order they run:
 
   direct     the raw ASGI upstream under uvicorn, no proxy
