@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import http.client
 import importlib.metadata
 import importlib.util
 import math
@@ -12,15 +11,13 @@ import shutil
 import subprocess
 import sys
 import time
-import timeit
 import traceback
 from pathlib import Path
 from typing import Any
 
 import fixtures
-import jwt
+import inprocess
 import profiling
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from load import (
     HOST,
     ProcessGroup,
@@ -36,7 +33,6 @@ from report import MIB, Memory, Results, Row
 
 BENCH_DIR = Path(__file__).resolve().parent
 PACKAGES = ("gate", "uvicorn", "uvloop", "httptools", "starlette", "aiohttp", "PyJWT", "cryptography")
-STREAM_BLOCK = b"\0" * MIB
 # The cold run's token count assumes this rate when no warm rate was measured before it.
 # gate served 3,000 to 4,000 req/s on the machine of bench/README.md.
 COLD_RATE_GUESS = 6000.0
@@ -280,7 +276,7 @@ class Bench:
 
     def run_cold(self) -> None:
         assert self.gate is not None and self.files is not None
-        self.results.verify_us = measure_verify_us(self.files)
+        self.results.verify_us = inprocess.measure_verify_us(self.files)
 
         warm_rate = self.results.rate("protected") or COLD_RATE_GUESS
         count = math.ceil(warm_rate * 1.3 * self.arguments.duration) + 1000
@@ -306,9 +302,9 @@ class Bench:
         assert self.gate is not None
         size = self.arguments.memory_mib * MIB
         start_hwm = memory_kib(self.gate.pid, "VmHWM")
-        upload_rate = stream_upload(self.gate.port, self.token, size)
+        upload_rate = inprocess.stream_upload(self.gate.port, self.token, size)
         upload_hwm = memory_kib(self.gate.pid, "VmHWM")
-        download_rate = stream_download(self.gate.port, self.token, size)
+        download_rate = inprocess.stream_download(self.gate.port, self.token, size)
         download_hwm = memory_kib(self.gate.pid, "VmHWM")
         self.results.memory = Memory(size, start_hwm, upload_hwm, download_hwm, upload_rate, download_rate)
 
@@ -320,73 +316,3 @@ class Bench:
         run_wrk(url, seconds, self.arguments.connections, self.arguments.wrk_cpu, headers=self.auth_header)
         end = memory_kib(self.gate.pid, "VmRSS")
         self.results.rss_run_kib = (start, end, seconds)
-
-
-def measure_verify_us(files: fixtures.GateFiles) -> float:
-    """Time one PyJWT ES256 verify with gate's key and claim checks, in µs of CPU time (best of 5 repeats).
-
-    CPU time rather than wall time, so that other processes on the same CPU do
-    not inflate it, and so that it compares with the servers' CPU time per request.
-    """
-    token = fixtures.sign_tokens(files, 1)[0]
-    private_key: Any = load_pem_private_key(files.key_path.read_bytes(), password=None)
-    public_key = private_key.public_key()
-
-    def verify() -> None:
-        jwt.decode(
-            token,
-            public_key,
-            algorithms=["ES256"],
-            issuer=files.issuer,
-            audience=fixtures.AUDIENCE,
-            options={"require": ["exp", "iat", "iss", "sub"]},
-        )
-
-    number = 500
-    return 1e6 * min(timeit.repeat(verify, number=number, repeat=5, timer=time.process_time)) / number
-
-
-def stream_upload(port: int, token: str, size: int) -> float:
-    """POST ``size`` bytes through gate's protected route in 1 MiB writes; return MiB/s."""
-    remaining = size
-
-    def blocks() -> Any:
-        nonlocal remaining
-        while remaining > 0:
-            block = STREAM_BLOCK[: min(remaining, len(STREAM_BLOCK))]
-            remaining -= len(block)
-            yield block
-
-    connection = http.client.HTTPConnection(HOST, port, timeout=120)
-    headers = {"Authorization": f"Bearer {token}", "Content-Length": str(size)}
-    started = time.monotonic()
-    try:
-        connection.request("POST", fixtures.PROTECTED_PREFIX + "upload", body=blocks(), headers=headers)
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    elapsed = time.monotonic() - started
-    if response.status != 200 or f'"received_bytes": {size}'.encode() not in body:
-        raise RuntimeError(f"upload through gate failed: {response.status} {body[:200]!r}")
-    return size / MIB / elapsed
-
-
-def stream_download(port: int, token: str, size: int) -> float:
-    """GET ``size`` bytes through gate's protected route, reading 1 MiB at a time; return MiB/s."""
-    connection = http.client.HTTPConnection(HOST, port, timeout=120)
-    received = 0
-    started = time.monotonic()
-    try:
-        connection.request(
-            "GET", f"{fixtures.PROTECTED_PREFIX}download/{size}", headers={"Authorization": f"Bearer {token}"}
-        )
-        response = connection.getresponse()
-        while block := response.read(MIB):
-            received += len(block)
-    finally:
-        connection.close()
-    elapsed = time.monotonic() - started
-    if response.status != 200 or received != size:
-        raise RuntimeError(f"download through gate failed: status {response.status}, {received} of {size} bytes")
-    return size / MIB / elapsed
