@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 
 from gate.app import create_app
 from gate.config.compile import load_snapshot
+from gate.errors import ConfigError
 from gate.keys.generate import generate_private_key, write_private_key
 from gate.logs import record_fields
 from gate.oauth.app_tokens import generate_app_token
@@ -102,6 +103,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 "audience": [AUDIENCE],
                 "jwt_assertion": {
                     "max_lifetime": 900,
+                    "policy": f'!(claims.iss == "{cluster_issuer}" && claims.sub == "{BLOCKED_WORKLOAD}")',
                     "federated": [
                         {"issuer": jwks_url, "audience": CI_AUDIENCE, "subjects": [WORKLOAD]},
                         {"issuer": cluster_issuer, "audience": CI_AUDIENCE, "subjects": ["*"]},
@@ -113,6 +115,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
 
         with running(create_app(load_snapshot(directory / "gate.yaml")), port) as url:
             yield Setup(url, client_key, ci, jwks_url, cluster, cluster_issuer, jwks, upstream)
+
+
+BLOCKED_WORKLOAD = "system:serviceaccount:batch:untrusted"
 
 
 def pkjwt_claims(setup: Setup, **overrides: Any) -> dict[str, Any]:
@@ -443,3 +448,43 @@ def test_token_flow_logs_no_assertion(setup: Setup, caplog: pytest.LogCaptureFix
     assert assertion not in text
     assert assertion.split(".")[2] not in text
     assert granted.json()["access_token"] not in text
+
+
+def test_client_policy_denies_assertion(setup: Setup) -> None:
+    blocked = ci_claims(setup, iss=setup.cluster_issuer, sub=BLOCKED_WORKLOAD)
+    allowed = ci_claims(setup, iss=setup.cluster_issuer, sub="system:serviceaccount:batch:reporter")
+
+    denied_response = post_assertion(setup, setup.cluster.sign(blocked), FEDERATED_CLIENT)
+    denied_reason = DECISIONS.reasons[-1]
+    allowed_response = post_assertion(setup, setup.cluster.sign(allowed), FEDERATED_CLIENT)
+
+    assert denied_response.status_code == 400
+    assert denied_response.json()["error"] == "unauthorized_client"
+    assert denied_reason == "policy_denied"
+    assert allowed_response.status_code == 200
+
+
+def test_client_policy_syntax_error_is_config_error(tmp_path: Path) -> None:
+
+    write_private_key(generate_private_key("ES256"), tmp_path / "signing-key.pem")
+    config = base_config("http://127.0.0.1:1", "http://127.0.0.1:2", "token")
+    config["trusted_issuers"] = [
+        {"issuer": "https://ci.example", "algorithms": ["ES256"], "keys": [{"jwks_uri": "http://127.0.0.1:3/jwks"}]}
+    ]
+    index = len(config["clients"])
+    config["clients"].append(
+        {
+            "client_id": "policy-client",
+            "audience": ["api"],
+            "jwt_assertion": {
+                "federated": [{"issuer": "https://ci.example", "audience": "gate", "subjects": ["*"]}],
+                "policy": "claims.sub ==",
+            },
+        }
+    )
+    (tmp_path / "gate.yaml").write_text(yaml.safe_dump(config))
+
+    with pytest.raises(ConfigError) as raised:
+        load_snapshot(tmp_path / "gate.yaml")
+
+    assert [problem.path for problem in raised.value.problems] == [f"clients[{index}].jwt_assertion.policy"]

@@ -11,6 +11,7 @@ from gate.keys.jwk import TrustedKey
 from gate.keys.signing import Keyring
 from gate.keys.sources import build_issuer
 from gate.oauth.client_auth.assertion_rules import ClientAssertionRules, FederatedRule
+from gate.policy import PolicySyntaxError, compile_policy
 from gate.tokens.issuer import ACCESS_TOKEN_TYPE
 
 Report = Callable[[Sequence[str | int], str], None]
@@ -140,11 +141,19 @@ def compile_client_assertions(
                 subject_template=entry.subject_template,
             )
 
+        policy = None
+        if settings.policy is not None:
+            try:
+                policy = compile_policy(settings.policy)
+            except PolicySyntaxError as error:
+                report(("clients", index, "jwt_assertion", "policy"), str(error))
+
         rules[client.client_id] = ClientAssertionRules(
             client_id=client.client_id,
             private_key_jwt=key_store.client_keys.get(client.client_id),
             federated=federated,
             max_lifetime=settings.max_lifetime,
             leeway=settings.leeway,
+            policy=policy,
         )
     return rules

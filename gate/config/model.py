@@ -215,6 +215,7 @@ class ClientAssertionConfig(StrictModel):
     federated: list[FederatedIdentityConfig] = Field(default_factory=list)
     max_lifetime: Seconds = 3600
     leeway: int = Field(default=60, ge=0, le=600)
+    policy: NonEmptyStr | None = None
 
     @model_validator(mode="after")
     def _needs_a_kind(self) -> ClientAssertionConfig:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from gate.keys.issuers import TrustedIssuer
+from gate.policy import Policy
 
 DEFAULT_SUBJECT_TEMPLATE = "{issuer}#{sub}"
 
@@ -40,6 +39,5 @@ class ClientAssertionRules:
     federated: dict[str, FederatedRule] = field(default_factory=dict)
     max_lifetime: int = 3600
     leeway: int = 60
-    # The client's compiled policy expression over {claims, client_id, grant_type, scopes}.
-    # TODO: compile the client's CEL policy with gate/policy and set it here.
-    policy: Callable[[Mapping[str, Any]], bool] | None = None
+    # The client's CEL policy over the variables claims, client_id, grant_type and scopes.
+    policy: Policy | None = None

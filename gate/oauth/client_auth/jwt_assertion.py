@@ -32,6 +32,7 @@ from gate.errors import OAuthError
 from gate.keys.issuers import IssuerPolicy, TrustedIssuer
 from gate.oauth.client_auth.assertion_rules import ClientAssertionRules, FederatedRule
 from gate.oauth.form import invalid_request
+from gate.policy import PolicyEvaluationError
 from gate.state import SharedState
 from gate.state.base import SharedStateUnavailableError
 from gate.tokens.claims import TokenRejected, check_claims
@@ -233,7 +234,16 @@ def _check_client_policy(rules: ClientAssertionRules, claims: Mapping[str, Any],
         "grant_type": form.get("grant_type"),
         "scopes": form.get("scope", "").split(),
     }
-    if not rules.policy(context):
+    try:
+        allowed = rules.policy.evaluate(context)
+    except PolicyEvaluationError as error:
+        logger.warning(
+            "client policy failed to evaluate",
+            extra={"event": "policy_error", "client_id": rules.client_id, "error": str(error)},
+        )
+        allowed = False
+
+    if not allowed:
         raise OAuthError(
             "unauthorized_client", "The client's policy rejected this assertion.", reason_id="policy_denied"
         )
