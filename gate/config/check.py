@@ -39,8 +39,7 @@ def check_config(path: Path, out: TextIO, err: TextIO) -> int:
 
 def summary(snapshot: Snapshot) -> str:
     """Count what the config defines, as in ``2 routes, 1 clients, ...``."""
-    # TODO: count trusted issuers from the snapshot once the trusted-issuer config section exists.
-    trusted_issuers = getattr(snapshot.config, "trusted_issuers", None) or ()
+    trusted_issuers = snapshot.config.trusted_issuers
     counts = [
         (len(snapshot.routes.routes), "routes"),
         (len(snapshot.clients), "clients"),

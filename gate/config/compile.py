@@ -275,8 +275,7 @@ def _check_decision_endpoints(config: GateConfig, problems: _Problems) -> None:
 
 def _known_issuers(config: GateConfig) -> frozenset[str]:
     """Return gate's own issuer and the ``iss`` of every configured trusted issuer."""
-    trusted = getattr(config, "trusted_issuers", None) or []
-    return frozenset({config.issuer, *(getattr(entry, "issuer", None) for entry in trusted)} - {None})
+    return frozenset({config.issuer, *(entry.issuer for entry in config.trusted_issuers)})
 
 
 def _compile_requirements(

@@ -119,6 +119,8 @@ def render_text(report: dict[str, Any]) -> str:
     if not report["routes"]:
         lines.append("  (none: the path was rejected before matching)")
 
+    for source in report["key_sources"]:
+        lines.append(f"key source: {json.dumps(source, default=str)}")
     lines += ["", *_token_lines(report["token"]), "", "checks:"]
     for check in report["checks"]:
         lines.append(f"  {check['result']:<11} {check['name']:<13} {_check_text(check)}".rstrip())

@@ -15,6 +15,7 @@ header is shown as ``[redacted]``.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -77,11 +78,11 @@ class ExplainRequest:
 async def explain(snapshot: Snapshot, request: ExplainRequest) -> dict[str, Any]:
     """Decide on ``request`` as the proxy would and return the report as JSON-ready data."""
     proxy_request = request.proxy_request()
-    # TODO: once trusted issuers with remote key sets exist, fetch them here as `gate serve` does at
-    # startup and list the sources that could not be fetched in the report.
+    key_sources = await _fetch_remote_keys(snapshot)
     decision = await decide(snapshot, proxy_request, explain=True)
 
     return {
+        "key_sources": key_sources,
         "config": snapshot.source,
         "config_version": snapshot.version,
         "request": _request_report(proxy_request),
@@ -90,6 +91,19 @@ async def explain(snapshot: Snapshot, request: ExplainRequest) -> dict[str, Any]
         "checks": _check_report(decision),
         "decision": _decision_report(snapshot, proxy_request, decision),
     }
+
+
+async def _fetch_remote_keys(snapshot: Snapshot) -> list[Any]:
+    """Fetch every remote key set once, as ``gate serve`` does at startup, and return each source's state.
+
+    A source that cannot be fetched stays empty, so tokens of its issuer are
+    explained as ``keys_unavailable``, as a running gate would answer them.
+    """
+    sources = snapshot.key_store.remote_sources
+    await asyncio.gather(*(source.refresh("explain") for source in sources), return_exceptions=True)
+    _, states = snapshot.key_store.status()
+    await snapshot.key_store.close()
+    return list(states)
 
 
 def _request_report(request: ProxyRequest) -> dict[str, Any]:

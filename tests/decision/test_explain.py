@@ -214,3 +214,49 @@ def test_explain_config_error(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
     assert code == 1
     assert "signing_keys" in capsys.readouterr().err
+
+
+def test_explain_fetches_remote_keys(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import yaml
+
+    from gate.keys.generate import generate_private_key, write_private_key
+    from tests.conftest import base_config
+    from tests.jwks_server import JwksServer, claims_for, new_identity
+    from tests.servers import running
+
+    workload = new_identity("ci-key-1")
+    jwks = JwksServer(keys=[workload.jwk()])
+    write_private_key(generate_private_key("ES256"), tmp_path / "signing-key.pem")
+
+    with running(jwks) as jwks_url:
+        config = base_config("http://127.0.0.1:1", "http://127.0.0.1:2", "app-token")
+        config["trusted_issuers"] = [
+            {
+                "issuer": jwks_url,
+                "algorithms": ["ES256"],
+                "audience": ["orders-api"],
+                "keys": [{"jwks_uri": jwks_url + "/jwks.json"}],
+            }
+        ]
+        orders = next(route for route in config["routes"] if route["id"] == "orders")
+        orders["auth"]["issuers"] = [jwks_url]
+        (tmp_path / "gate.yaml").write_text(yaml.safe_dump(config))
+        token = workload.sign(claims_for(jwks_url))
+        arguments = [
+            "--config",
+            str(tmp_path / "gate.yaml"),
+            "--method",
+            "GET",
+            "--url",
+            "http://api/orders/1",
+            "--json",
+        ]
+
+        status, out = run_explain(capsys, arguments, token, tmp_path)
+
+    report = json.loads(out)
+    assert status == 0
+    assert report["decision"]["reason_id"] == "token_accepted"
+    assert report["key_sources"][0]["keys"] == 1
+    assert jwks.fetches >= 1
+    assert token not in out
