@@ -35,10 +35,17 @@ from gate.oauth.revocation import RevocationEndpoint
 from gate.proxy.decision_endpoint import DecisionEndpoint, find_endpoint
 from gate.proxy.forward import Forwarder
 from gate.proxy.handler import ProxyHandler
+from gate.proxy.paths import PathError, normalise_path
+from gate.proxy.replies import send_json
 from gate.proxy.websocket import WebSocketProxy
 from gate.state import MemoryState, SharedState, create_state
 
 logger = logging.getLogger(__name__)
+
+_DISGUISED_ENDPOINT = {
+    "error": "invalid_path",
+    "error_description": "The path names one of gate's own endpoints in a non-canonical form; use its canonical path.",
+}
 
 
 class GateApp:
@@ -87,12 +94,29 @@ class GateApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            endpoint = self.endpoint_for(self.holder.current, scope["path"])
+            snapshot = self.holder.current
+            path = scope["path"]
+            endpoint = self.endpoint_for(snapshot, path)
+            if endpoint is None and ("//" in path or "/." in path) and self._disguises_own_endpoint(snapshot, scope):
+                await send_json(send, 400, _DISGUISED_ENDPOINT)
+                return
             await (endpoint or self.proxy)(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "websocket":
             await self.websockets(scope, receive, send)
+
+    def _disguises_own_endpoint(self, snapshot: Snapshot, scope: Scope) -> bool:
+        """Tell whether a path with dot segments or repeated slashes normalises to one of gate's own endpoints.
+
+        Such a request would otherwise go to the proxy, and a catch-all route
+        would forward, for example, a token request with its credentials.
+        """
+        try:
+            path = normalise_path(scope.get("raw_path") or scope["path"].encode())
+        except PathError:
+            return False
+        return self.endpoint_for(snapshot, path) is not None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -212,7 +212,7 @@ def command_hash_token(arguments: argparse.Namespace) -> int:
         return 0
 
     if arguments.stdin:
-        secret = sys.stdin.readline().removesuffix("\n")
+        secret = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
         if not secret:
             print("gate hash-token: standard input has no secret on its first line", file=sys.stderr)
             return 1

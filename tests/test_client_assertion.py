@@ -488,3 +488,12 @@ def test_client_policy_syntax_error_is_config_error(tmp_path: Path) -> None:
         load_snapshot(tmp_path / "gate.yaml")
 
     assert [problem.path for problem in raised.value.problems] == [f"clients[{index}].jwt_assertion.policy"]
+
+
+def test_crafted_assertion_header_is_invalid_client(setup: Setup) -> None:
+    header = b64(json.dumps({"alg": "RS256", "kid": 5}).encode())
+    payload = b64(json.dumps(pkjwt_claims(setup)).encode())
+
+    response = post_assertion(setup, f"{header}.{payload}.{b64(b'signature')}")
+
+    assert_rejected(response, "malformed_token")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from gate.config.model import GateConfig
+from gate.config.model import GateConfig, RouteConfig
 from gate.config.snapshot import Snapshot
 
 LONG_TOKEN_LIFETIME = 3600
@@ -58,7 +58,7 @@ def _route_risks(config: GateConfig) -> Iterator[Risk]:
             )
 
         for earlier in config.routes[:index]:
-            if _prefix_covers(earlier.path_prefix, route.path_prefix):
+            if _route_covers(earlier, route):
                 yield Risk(
                     (*path, "path_prefix"),
                     f"route {route.id!r} never matches: the earlier route {earlier.id!r} with path_prefix "
@@ -83,6 +83,28 @@ def _listener_risks(config: GateConfig) -> Iterator[Risk]:
             ("listen", "host"),
             f"/metrics is served on {config.listen.host}, next to the proxy. Set admin_listen to serve it elsewhere.",
         )
+
+
+def _route_covers(earlier: RouteConfig, later: RouteConfig) -> bool:
+    """Return True when ``earlier`` matches every request ``later`` could match, so ``later`` never runs.
+
+    Only prefix routes are compared; a glob route is never reported as
+    shadowing or shadowed, because comparing globs needs more than a prefix test.
+    """
+    if earlier.path_prefix is None or later.path_prefix is None:
+        return False
+    return (
+        _prefix_covers(earlier.path_prefix, later.path_prefix)
+        and _values_cover(earlier.hosts, later.hosts)
+        and _values_cover([method.upper() for method in earlier.methods], [method.upper() for method in later.methods])
+    )
+
+
+def _values_cover(earlier: list[str], later: list[str]) -> bool:
+    """An empty list means any value; otherwise ``earlier`` must list every value ``later`` lists."""
+    if not earlier:
+        return True
+    return bool(later) and set(later) <= set(earlier)
 
 
 def _prefix_covers(earlier: str, later: str) -> bool:

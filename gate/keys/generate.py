@@ -35,7 +35,8 @@ def private_key_pem(key: PrivateKey) -> bytes:
 
 
 def write_private_key(key: PrivateKey, path: Path, *, overwrite: bool = False) -> None:
-    """Write ``key`` to ``path`` readable by its owner only (mode 0600)."""
+    """Write ``key`` to ``path`` readable by its owner only (mode 0600), making missing parent directories (0700)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
     descriptor = os.open(path, flags, 0o600)
     with os.fdopen(descriptor, "wb") as file:

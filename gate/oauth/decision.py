@@ -9,6 +9,7 @@ typed.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from starlette.requests import Request
@@ -23,7 +24,7 @@ class Decision:
 
     def __init__(self, event: str, request: Request) -> None:
         self.event = event
-        self.request_id = request.headers.get("x-request-id")
+        self.request_id = request.headers.get("x-request-id") or os.urandom(8).hex()
         self.started = time.perf_counter()
         self.client_id: str | None = None
         self.form: str | None = None

@@ -126,7 +126,7 @@ class Forwarder:
                 {
                     "type": "http.response.start",
                     "status": response.status,
-                    "headers": strip_hop_by_hop(list(response.raw_headers)),
+                    "headers": _response_headers(response.raw_headers),
                 }
             )
             try:
@@ -201,3 +201,12 @@ class _RequestBody:
 
         if task is not None:
             task.cancel()
+
+
+def _response_headers(raw_headers: tuple[tuple[bytes, bytes], ...]) -> Headers:
+    """Return the upstream's response headers as the client gets them.
+
+    Hop-by-hop headers go, and so does ``Date``, because uvicorn adds its own
+    and a response with two ``Date`` headers is invalid (RFC 9110 section 6.6.1).
+    """
+    return [(name, value) for name, value in strip_hop_by_hop(list(raw_headers)) if name.lower() != b"date"]

@@ -15,10 +15,9 @@ UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 
 # Encoded characters whose meaning differs between servers once decoded:
 # "/" and "\" change the segment structure, NUL ends strings in C code, and
-# "%" followed by two hex digits is a double encoding that a server decoding
-# twice would read as a different path.
-AMBIGUOUS_ESCAPES = frozenset({"%2F", "%5C", "%00"})
-_DOUBLE_ENCODING = re.compile(rb"%25[0-9A-Fa-f]{2}")
+# "%" starts a double encoding (such as %252e, or %25%32%65 written with
+# escaped digits) that a server decoding twice would read as another path.
+AMBIGUOUS_ESCAPES = frozenset({"%2F", "%5C", "%00", "%25"})
 
 _ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
 _ALLOWED_RAW = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
@@ -59,9 +58,6 @@ def normalise_path(raw_path: bytes) -> str:
 
     if not _ALLOWED_RAW.match(raw_path):
         raise PathError("the path contains characters that must be percent-encoded")
-
-    if _DOUBLE_ENCODING.search(raw_path):
-        raise PathError("the path contains a double percent-encoding such as %252e")
 
     output: list[str] = []
     segment = ""

@@ -51,7 +51,9 @@ def read_header(token: str) -> dict[str, Any]:
 
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.DecodeError:
+    except jwt.InvalidTokenError:
+        # PyJWT raises DecodeError for bad encoding and other InvalidTokenError
+        # subclasses for headers it dislikes (a non-string kid, a bad crit).
         raise TokenRejected("malformed_token", "The token is not a well-formed JWT.") from None
 
     algorithm = header.get("alg")
@@ -72,7 +74,7 @@ def unverified_issuer(token: str) -> str:
     """Return the ``iss`` claim before verification, only to pick the issuer's keys."""
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.DecodeError:
+    except jwt.InvalidTokenError:
         raise TokenRejected("malformed_token", "The token is not a well-formed JWT.") from None
 
     issuer = claims.get("iss")

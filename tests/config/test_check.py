@@ -165,3 +165,24 @@ def test_check_exit_codes_from_command_line(directory: Path) -> None:
     assert failed.returncode == 1
     assert "extra (line" in failed.stderr
     assert failed.stdout == ""
+
+
+NOT_SHADOWED = {
+    "glob route after a prefix route": {"id": "globbed", "path_glob": "/orders/*/items"},
+    "other method": {"id": "writes", "path_prefix": "/orders/admin", "methods": ["POST"]},
+    "other host": {"id": "other-host", "path_prefix": "/orders/admin", "hosts": ["admin.example"]},
+}
+
+
+@pytest.mark.parametrize("route", NOT_SHADOWED.values(), ids=NOT_SHADOWED.keys())
+def test_check_ignores_routes_that_differ(directory: Path, route: dict[str, Any]) -> None:
+    config = safe_config()
+    config["routes"][0].update({"methods": ["GET"], "hosts": ["api.example"]})
+    config["routes"].append({**route, "upstream": "http://127.0.0.1:9001", "auth": {"audience": ["orders-api"]}})
+
+    status, out, err = run_check(directory, yaml.safe_dump(config))
+
+    assert status == 0
+    assert "never matches" not in err
+    assert "Traceback" not in err
+    assert out.rstrip().endswith("signing keys")

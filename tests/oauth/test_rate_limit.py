@@ -11,7 +11,16 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.oauth.conftest import POST_CLIENT, POST_SECRET, SECRET_A, SECRET_CLIENT, Decisions, OAuthGate, start_gate
+from tests.oauth.conftest import (
+    ACCOUNT_CLIENT,
+    POST_CLIENT,
+    POST_SECRET,
+    SECRET_A,
+    SECRET_CLIENT,
+    Decisions,
+    OAuthGate,
+    start_gate,
+)
 
 LIMITS = {"window": 60, "max_failures_per_address": 6, "max_failures_per_client_address": 3}
 
@@ -79,4 +88,15 @@ def test_introspection_failures_count_too(limited_gate: OAuthGate) -> None:
         blocked = attacker.post(limited_gate.token_url, data=secret_request(SECRET_CLIENT, SECRET_A))
 
     assert {response.status_code for response in failures} == {401}
+    assert blocked.status_code == 429
+
+
+def test_probing_client_forms_is_limited(limited_gate: OAuthGate) -> None:
+    with from_address("127.0.0.8") as prober:
+        form = {"grant_type": "client_credentials"}
+        probes = [prober.post(limited_gate.token_url, data=form, auth=(ACCOUNT_CLIENT, "x")) for _ in range(3)]
+        blocked = prober.post(limited_gate.token_url, data=form, auth=(ACCOUNT_CLIENT, "x"))
+
+    assert [response.json()["error"] for response in probes] == ["unauthorized_client"] * 3
+    assert "it accepts" not in probes[0].json()["error_description"]
     assert blocked.status_code == 429

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from tests.proxy.conftest import ProxyGate
@@ -33,6 +36,9 @@ BYPASS_TARGETS = {
     "encoded backslash": (b"/public/..%5cadmin", 400),
     "raw backslash": (b"/public/..\\admin", 400),
     "double encoded dot-dot": (b"/public/%252e%252e/admin", 400),
+    "double encoding with escaped digits": (b"/public/%25%32%65%25%32%65/admin", 400),
+    "double encoded slash with escaped digits": (b"/public%25%32%66..%25%32%66admin", 400),
+    "encoded percent": (b"/admin%25", 400),
     "servlet path parameter": (b"/public/..;/admin", 400),
     "encoded NUL": (b"/public/%00/../admin", 400),
     "climbs above root": (b"/public/../../admin", 400),
@@ -117,4 +123,35 @@ def test_two_host_headers_rejected(proxy_gate: ProxyGate) -> None:
     response = send_raw(proxy_gate.url, b"GET /public/x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n")
 
     assert response.status == 400
+    assert proxy_gate.count() == before
+
+
+CRAFTED_HEADERS = {
+    "kid not a string": {"alg": "ES256", "kid": 5, "typ": "at+jwt"},
+    "critical extension": {"alg": "ES256", "crit": ["exp"], "typ": "at+jwt"},
+    "header not an object": ["ES256"],
+}
+
+
+@pytest.mark.parametrize("header", CRAFTED_HEADERS.values(), ids=CRAFTED_HEADERS.keys())
+def test_crafted_token_header_is_invalid_token(proxy_gate: ProxyGate, header: object) -> None:
+    encode = lambda value: base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()  # noqa: E731
+    token = f"{encode(header)}.{encode({'sub': 'x'})}.c2lnbmF0dXJl"
+    before = proxy_gate.count()
+
+    response = send_raw(proxy_gate.url, raw_get(b"/admin", f"Authorization: Bearer {token}".encode()))
+
+    assert response.status == 401
+    assert b'"error":"invalid_token"' in response.body
+    assert proxy_gate.count() == before
+
+
+@pytest.mark.parametrize("target", [b"//application/o/token/", b"/application/o/x/../token/", b"/./healthz"])
+def test_disguised_gate_endpoint_not_proxied(proxy_gate: ProxyGate, target: bytes) -> None:
+    before = proxy_gate.count()
+
+    response = send_raw(proxy_gate.url, raw_get(target))
+
+    assert response.status == 400
+    assert b"canonical path" in response.body
     assert proxy_gate.count() == before

@@ -153,6 +153,12 @@ def test_repeated_response_headers_intact(proxy_gate: ProxyGate) -> None:
     assert response.header("x-multi") == ["one", "two"]
 
 
+def test_response_has_one_date_header(proxy_gate: ProxyGate) -> None:
+    response = send_raw(proxy_gate.url, request(b"/public/cookies"))
+
+    assert len(response.header("date")) == 1
+
+
 def test_compressed_response_passes_unchanged(proxy_gate: ProxyGate) -> None:
     response = send_raw(proxy_gate.url, request(b"/public/gzip", b"Accept-Encoding: gzip"))
 

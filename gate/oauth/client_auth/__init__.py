@@ -31,8 +31,10 @@ METHODS: dict[str, ClientAuthMethod] = {
     method.name: method for method in (ClientSecretBasic(), ClientSecretPost(), EncodedPair(), ServiceAccountPassword())
 }
 
-# Errors that mean "wrong credential" and count towards the rate limit.
-_COUNTED_ERRORS = frozenset({"invalid_client", "invalid_grant"})
+# Errors that count towards the rate limit: wrong credentials, and forms a
+# known client does not accept, whose different error would otherwise let a
+# caller probe for client ids without limit.
+_COUNTED_ERRORS = frozenset({"invalid_client", "invalid_grant", "unauthorized_client"})
 
 
 class ClientAuthenticator:
@@ -58,9 +60,9 @@ class ClientAuthenticator:
         decision.client_id = known_id
         await self.limiter.check(settings, known_id, request.source_address)
 
-        method = select_method(request, client)
-        decision.form = method.name
         try:
+            method = select_method(request, client)
+            decision.form = method.name
             authenticated = await method.authenticate(request, client, context)
         except OAuthError as error:
             if error.error in _COUNTED_ERRORS:
@@ -99,7 +101,7 @@ def select_method(request: TokenRequest, client: Client | None) -> ClientAuthMet
         forms = " or ".join(method.name for method in applying)
         raise OAuthError(
             "unauthorized_client",
-            f"This client does not accept {forms} credentials; it accepts {', '.join(client.auth_methods)}.",
+            f"This client does not accept {forms} credentials.",
             reason_id="auth_method_not_allowed",
         )
 
