@@ -225,11 +225,30 @@ class RedisState:
         )
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        """Stop the revocation follower and close every connection, waiting a bounded time for each.
+
+        With redis-py 8.2, a task cancelled while it waits in
+        ``PubSub.get_message`` can lose the cancellation and go on waiting for
+        data on the socket (seen after Redis restarts). So when the follower has
+        not stopped within one operation timeout, the connections are closed
+        under it, which ends that read with an error.
+        """
+        task, self._task = self._task, None
+        if task is not None:
+            self._follower.stop()
+            task.cancel()
+            await asyncio.wait({task}, timeout=self.settings.operation_timeout)
+
         await self._client.aclose()
+
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=self.settings.operation_timeout)
+            if not task.done():
+                logger.warning(
+                    "the revocation follower did not stop; abandoning it",
+                    extra={"event": "shared_state_close"},
+                )
 
     async def _call(self, command: Callable[[], Awaitable[T]]) -> T:
         """Run one command within the operation timeout; every failure becomes ``SharedStateUnavailableError``."""
