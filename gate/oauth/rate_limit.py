@@ -11,6 +11,10 @@ own addresses.
 Only failures are counted; a client that authenticates correctly never uses up
 its limit. Failures naming an unknown client id are counted per address only,
 so made-up client ids cannot fill the store with keys.
+
+While a shared store cannot be reached, its ``rate_limit`` failure policy
+applies to counters and blocks alike: ``local`` counts and blocks in this
+replica's memory, ``reject`` answers 503 to every request.
 """
 
 from __future__ import annotations
@@ -32,17 +36,24 @@ class FailureLimiter:
         self.state = state
 
     async def check(self, settings: RateLimitConfig, client_id: str | None, address: str) -> None:
-        """Raise a 429 ``OAuthError`` if ``address``, or ``client_id`` from ``address``, is blocked."""
+        """Raise a 429 ``OAuthError`` if ``address``, or ``client_id`` from ``address``, is blocked.
+
+        Raise a 503 ``OAuthError`` when the shared state cannot be reached and
+        its ``rate_limit`` failure policy is ``reject``.
+        """
         if not settings.enabled:
             return
 
         try:
-            blocked = await self.state.contains(_blocked_key(_address_key(address)))
+            blocked = await self.state.is_blocked(_blocked_key(_address_key(address)))
             if not blocked and client_id is not None:
-                blocked = await self.state.contains(_blocked_key(_client_key(client_id, address)))
+                blocked = await self.state.is_blocked(_blocked_key(_client_key(client_id, address)))
         except SharedStateUnavailableError:
-            logger.warning("rate limit check skipped: shared state unavailable", extra={"event": "rate_limit_error"})
-            return
+            logger.warning(
+                "cannot check the rate limit because the shared state is unreachable; returning 503",
+                extra={"event": "rate_limit_error", "client_id": client_id, "address": address},
+            )
+            raise rate_limit_unavailable() from None
 
         if blocked:
             raise too_many_failures(settings.window)
@@ -60,9 +71,18 @@ class FailureLimiter:
             for key, limit in counted:
                 result = await self.state.hit(key, settings.window, limit)
                 if result.count >= limit:
-                    await self.state.add_if_absent(_blocked_key(key), result.retry_after)
+                    await self.state.block(_blocked_key(key), result.retry_after)
         except SharedStateUnavailableError:
             logger.warning("failure not counted: shared state unavailable", extra={"event": "rate_limit_error"})
+
+
+def rate_limit_unavailable() -> OAuthError:
+    return OAuthError(
+        "temporarily_unavailable",
+        "The server cannot check its rate limits right now; retry later.",
+        reason_id="rate_limit_store_unavailable",
+        status=503,
+    )
 
 
 def too_many_failures(retry_after: int) -> OAuthError:

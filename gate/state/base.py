@@ -80,6 +80,19 @@ class SharedState(Protocol):
         """Count one event in the fixed window of ``key``; allowed while the count is within ``limit``."""
         ...
 
+    async def block(self, key: str, ttl: float) -> None:
+        """Mark ``key`` as blocked for ``ttl`` seconds; a block already in place keeps its expiry.
+
+        Follows the ``rate_limit`` failure policy, like ``hit``: while the store
+        cannot be reached, ``local`` blocks in this replica's memory and
+        ``reject`` raises ``SharedStateUnavailableError``.
+        """
+        ...
+
+    async def is_blocked(self, key: str) -> bool:
+        """Tell whether ``key`` is blocked; follows the ``rate_limit`` failure policy, like ``block``."""
+        ...
+
     async def revoke(self, jti: str, expires_at: float) -> None:
         """Record token id ``jti`` as revoked until ``expires_at`` (Unix time, seconds).
 

@@ -67,16 +67,21 @@ class RevocationFollower:
         self._backoff = ExponentialWithJitterBackoff(cap=min(sync_interval, MAX_RECONNECT_DELAY), base=0.05)
         self.synced = asyncio.Event()
         self.last_sync: float | None = None
+        self.stopping = False
 
     @property
     def staleness(self) -> float:
         """Seconds since the last successful full sync started; infinite before the first."""
         return float("inf") if self.last_sync is None else time.monotonic() - self.last_sync
 
+    def stop(self) -> None:
+        """Make ``run`` return at its next failure or reconnect, even if a cancellation was lost."""
+        self.stopping = True
+
     async def run(self) -> None:
-        """Follow the revocation list until cancelled, reconnecting with backoff after each failure."""
+        """Follow the revocation list until cancelled or stopped, reconnecting with backoff after each failure."""
         failures = 0
-        while True:
+        while not self.stopping:
             last_sync = self.last_sync
             try:
                 await self._follow()

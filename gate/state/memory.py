@@ -57,6 +57,12 @@ class MemoryState:
         retry_after = max(1, math.ceil(started + window - now))
         return RateLimitResult(allowed=count <= limit, count=count, retry_after=retry_after)
 
+    async def block(self, key: str, ttl: float) -> None:
+        await self.add_if_absent(key, ttl)
+
+    async def is_blocked(self, key: str) -> bool:
+        return await self.contains(key)
+
     async def revoke(self, jti: str, expires_at: float) -> None:
         self._revocations.add(jti, expires_at)
 

@@ -1,12 +1,13 @@
 """Shared state for several gate replicas, kept in Redis.
 
 Each operation is one atomic command or Lua script on the server.
-Single-use ids use ``SET key 1 NX PX ttl``, and rate limits a fixed-window
-counter script. A third script adds a revocation to one sorted set, scored by
-expiry in Unix milliseconds, and publishes it. Every key expires on its own:
-single-use ids and counters by their ``PX``/``PEXPIRE``, and the sorted set at
-the expiry of its latest member, while members already expired are removed
-on every revocation and ignored by every read.
+Single-use ids and rate-limit blocks use ``SET key 1 NX PX ttl``, and
+rate-limit counters a fixed-window script. Another script adds a revocation
+to one sorted set, scored by expiry in Unix milliseconds, and publishes it.
+Every key expires on its own: single-use ids, blocks and counters by their
+``PX``/``PEXPIRE``, and the sorted set at the expiry of its latest member,
+while members already expired are removed on every revocation and ignored by
+every read.
 
 The proxy's revocation check reads a local copy that a ``RevocationFollower``
 keeps current (see gate/state/follower.py), so no request waits on Redis for
@@ -174,6 +175,22 @@ class RedisState:
         retry_after = max(1, math.ceil(int(remaining) / 1000))
         return RateLimitResult(allowed=int(count) <= limit, count=int(count), retry_after=retry_after)
 
+    async def block(self, key: str, ttl: float) -> None:
+        try:
+            await self._call(lambda: self._client.set(self._prefix + key, 1, nx=True, px=milliseconds(ttl)))
+        except SharedStateUnavailableError:
+            if self._policy.rate_limit == "reject":
+                raise
+            await self._fallback.block(key, ttl)
+
+    async def is_blocked(self, key: str) -> bool:
+        try:
+            return bool(await self._call(lambda: self._client.exists(self._prefix + key)))
+        except SharedStateUnavailableError:
+            if self._policy.rate_limit == "reject":
+                raise
+            return await self._fallback.is_blocked(key)
+
     async def revoke(self, jti: str, expires_at: float) -> None:
         self._revocations.add(jti, expires_at)
         now_ms = int(time.time() * 1000)
@@ -208,11 +225,30 @@ class RedisState:
         )
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        """Stop the revocation follower and close every connection, waiting a bounded time for each.
+
+        With redis-py 8.2, a task cancelled while it waits in
+        ``PubSub.get_message`` can lose the cancellation and go on waiting for
+        data on the socket (seen after Redis restarts). So when the follower has
+        not stopped within one operation timeout, the connections are closed
+        under it, which ends that read with an error.
+        """
+        task, self._task = self._task, None
+        if task is not None:
+            self._follower.stop()
+            task.cancel()
+            await asyncio.wait({task}, timeout=self.settings.operation_timeout)
+
         await self._client.aclose()
+
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=self.settings.operation_timeout)
+            if not task.done():
+                logger.warning(
+                    "the revocation follower did not stop; abandoning it",
+                    extra={"event": "shared_state_close"},
+                )
 
     async def _call(self, command: Callable[[], Awaitable[T]]) -> T:
         """Run one command within the operation timeout; every failure becomes ``SharedStateUnavailableError``."""

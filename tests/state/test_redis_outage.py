@@ -9,6 +9,9 @@ from dataclasses import replace
 
 import pytest
 
+from gate.config.model import RateLimitConfig
+from gate.errors import OAuthError
+from gate.oauth.rate_limit import FailureLimiter
 from gate.state import FailurePolicy, SharedStateUnavailableError
 from gate.state.redis import RedisState
 from gate.state.settings import RedisSettings
@@ -111,6 +114,7 @@ async def test_unreachable_at_start_becomes_ready(redis_server: RedisServer, set
 POLICY_CASES = [
     pytest.param(FailurePolicy(single_use="local"), "single_use", id="single use checked in local memory"),
     pytest.param(FailurePolicy(rate_limit="reject"), "rate_limit", id="rate limit rejects"),
+    pytest.param(FailurePolicy(), "local_rate_limit", id="rate limit blocks in local memory"),
     pytest.param(
         FailurePolicy(revocation="reject", max_revocation_staleness=0.3), "revocation", id="stale revocations reject"
     ),
@@ -129,6 +133,14 @@ async def test_failure_policy(redis_server: RedisServer, settings: RedisSettings
     elif operation == "rate_limit":
         with pytest.raises(SharedStateUnavailableError):
             await replica.hit("failed:client-b", window=60, limit=5)
+        with pytest.raises(SharedStateUnavailableError):
+            await replica.block("blocked:client-b", ttl=60)
+        with pytest.raises(SharedStateUnavailableError):
+            await replica.is_blocked("blocked:client-b")
+    elif operation == "local_rate_limit":
+        assert await replica.is_blocked("blocked:client-c") is False
+        await replica.block("blocked:client-c", ttl=60)
+        assert await replica.is_blocked("blocked:client-c") is True
     else:
 
         def rejects() -> bool:
@@ -139,4 +151,27 @@ async def test_failure_policy(redis_server: RedisServer, settings: RedisSettings
             return False
 
         assert await eventually(rejects)
+    await replica.close()
+
+
+@pytest.mark.parametrize(
+    ("rate_limit", "status"),
+    [pytest.param("reject", 503, id="reject answers 503"), pytest.param("local", 429, id="local blocks in memory")],
+)
+async def test_failure_limiter_during_outage(
+    redis_server: RedisServer, settings: RedisSettings, rate_limit: str, status: int
+) -> None:
+    replica = RedisState(replace(settings, on_unavailable=FailurePolicy(rate_limit=rate_limit)))
+    await replica.start()
+    limiter = FailureLimiter(replica)
+    limits = RateLimitConfig(window=60, max_failures_per_address=2, max_failures_per_client_address=2)
+    redis_server.kill()
+
+    for _ in range(2):
+        await limiter.record_failure(limits, "client-a", "192.0.2.1")
+    with pytest.raises(OAuthError) as raised:
+        await limiter.check(limits, "client-a", "192.0.2.1")
+
+    assert raised.value.status == status
+    assert raised.value.error == "temporarily_unavailable"
     await replica.close()
