@@ -90,8 +90,15 @@ async def test_restart_recovers_same_instances(redis_server: RedisServer, replic
         except SharedStateUnavailableError:
             return False
 
+    async def second_sees_the_write() -> bool:
+        # The second replica may still be waiting out its reconnect backoff.
+        try:
+            return await second.add_if_absent("jti:issuer:after-restart", ttl=60) is False
+        except SharedStateUnavailableError:
+            return False
+
     assert await eventually(accepts_writes)
-    assert await second.add_if_absent("jti:issuer:after-restart", ttl=60) is False
+    assert await eventually(second_sees_the_write)
     assert await eventually(lambda: second.health().available)
 
     await first.revoke("jti-after-restart", time.time() + 60)
