@@ -22,6 +22,8 @@ _DOUBLE_ENCODING = re.compile(rb"%25[0-9A-Fa-f]{2}")
 
 _ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
 _ALLOWED_RAW = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
+# What a path must contain for normalisation to change it or reject it after the checks above.
+_NEEDS_WORK = re.compile(rb"%|//|/\.|/;")
 
 
 class PathError(ValueError):
@@ -62,6 +64,11 @@ def normalise_path(raw_path: bytes) -> str:
 
     if _DOUBLE_ENCODING.search(raw_path):
         raise PathError("the path contains a double percent-encoding such as %252e")
+
+    if not _NEEDS_WORK.search(raw_path):
+        # No escape, empty segment, dot segment or segment starting with ";":
+        # every step below would return the path unchanged.
+        return raw_path.decode("ascii")
 
     output: list[str] = []
     segment = ""
