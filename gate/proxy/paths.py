@@ -22,7 +22,7 @@ _DOUBLE_ENCODING = re.compile(rb"%25[0-9A-Fa-f]{2}")
 
 _ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
 _ALLOWED_RAW = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
-# What a path must contain for normalisation to change it or reject it after the checks above.
+# Substrings without which normalisation, after the checks above, returns the path unchanged.
 _NEEDS_WORK = re.compile(rb"%|//|/\.|/;")
 
 
