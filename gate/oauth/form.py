@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from starlette.requests import Request
 
@@ -29,13 +29,7 @@ async def read_form(request: Request) -> dict[str, str]:
 
     body = await _read_capped(request)
     try:
-        pairs = parse_qsl(
-            body.decode("utf-8"),
-            keep_blank_values=True,
-            strict_parsing=bool(body),
-            max_num_fields=MAX_FIELDS,
-            errors="strict",
-        )
+        pairs = parse_form_pairs(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise invalid_request("The request body is not valid UTF-8.", "body_not_utf8") from None
     except ValueError:
@@ -47,6 +41,39 @@ async def read_form(request: Request) -> dict[str, str]:
             raise invalid_request(f"The parameter '{name}' is repeated.", "repeated_parameter")
         form[name] = value
     return form
+
+
+def parse_form_pairs(text: str) -> list[tuple[str, str]]:
+    """Split a form body into decoded name and value pairs, strictly.
+
+    The result is that of ``parse_qsl(text, keep_blank_values=True,
+    strict_parsing=True, max_num_fields=MAX_FIELDS, errors="strict")`` (an
+    empty body is no field): ``&`` separates fields, every field needs ``=``,
+    ``+`` is a space and percent escapes must decode as UTF-8
+    (``UnicodeDecodeError``); too many fields or one without ``=`` is a
+    ``ValueError``. It skips ``parse_qsl``'s generic argument handling, which
+    was about a tenth of the token endpoint's own time.
+    """
+    if not text:
+        return []
+
+    fields = text.split("&")
+    if len(fields) > MAX_FIELDS:
+        raise ValueError("too many fields")
+
+    pairs: list[tuple[str, str]] = []
+    for field in fields:
+        name, equals, value = field.partition("=")
+        if not equals:
+            raise ValueError("a field without '='")
+        pairs.append((_unquote_plus(name), _unquote_plus(value)))
+    return pairs
+
+
+def _unquote_plus(text: str) -> str:
+    if "%" not in text and "+" not in text:
+        return text
+    return unquote(text.replace("+", " "), errors="strict")
 
 
 async def _read_capped(request: Request) -> bytes:

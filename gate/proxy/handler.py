@@ -48,6 +48,8 @@ class DecisionLog:
 
     def emit(self, event: str = "proxy_decision", kind: str = "proxy request") -> None:
         level = logging.INFO if self.granted else logging.WARNING
+        if not logger.isEnabledFor(level):  # the fields below cost more than the check
+            return
         logger.log(
             level,
             "%s %s",

@@ -34,9 +34,13 @@ HOP_BY_HOP = frozenset(
 )
 FORWARDING = frozenset({b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-real-ip"})
 _DROPPED_TOWARDS_UPSTREAM = frozenset({b"host", b"x-request-id"})
+_HOST = frozenset({b"host"})
+_REQUEST_ID_NAME = frozenset({b"x-request-id"})
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_CHARACTERS_BYTES = re.compile(rb"[\x00-\x1f\x7f]")
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+MAX_ENCODED_CLAIM_SETS = 4096
+"""Claim sets whose identity header values are kept per config; past this the store starts over."""
 
 
 def canonical_name(name: bytes) -> bytes:
@@ -55,8 +59,8 @@ def connection_listed(headers: Headers) -> frozenset[bytes]:
 
 def strip_hop_by_hop(headers: Headers) -> Headers:
     """Return ``headers`` without hop-by-hop headers and those ``Connection`` names."""
-    listed = connection_listed(headers)
-    return [(name, value) for name, value in headers if canonical_name(name) not in HOP_BY_HOP | listed]
+    dropped = HOP_BY_HOP | connection_listed(headers)
+    return [(name, value) for name, value in headers if canonical_name(name) not in dropped]
 
 
 class IdentityHeaders:
@@ -71,13 +75,38 @@ class IdentityHeaders:
         )
         self.reserved = frozenset(canonical_name(name) for name, _ in self.claim_headers)
         self.prefix = canonical_name(config.strip_prefix.encode())
+        # Folded names never sent upstream, computed once per config instead of per header.
+        always = HOP_BY_HOP | FORWARDING | _DROPPED_TOWARDS_UPSTREAM | self.reserved
+        self._dropped = {True: always, False: always | {b"authorization"}}
+        self._encoded: dict[int, tuple[dict[str, object], tuple[tuple[bytes, bytes], ...]]] = {}
+
+    def dropped_towards_upstream(self, keep_authorization: bool) -> frozenset[bytes]:
+        """Return the folded names removed from every upstream request, ``Authorization`` included unless kept."""
+        return self._dropped[keep_authorization]
 
     def is_reserved(self, name: bytes) -> bool:
         folded = canonical_name(name)
         return folded in self.reserved or (bool(self.prefix) and folded.startswith(self.prefix))
 
     def values_for(self, claims: dict[str, object]) -> Headers:
-        """Return the identity headers for ``claims``, skipping missing and unsafe values."""
+        """Return the identity headers for ``claims``, skipping missing and unsafe values.
+
+        The verified-token cache hands out the same claims object for a
+        repeated token, so the encoded values are kept by that object's
+        identity (the object itself is held, so its id cannot be reused) and
+        a repeated token costs a dict lookup instead of one encoding per claim.
+        """
+        cached = self._encoded.get(id(claims))
+        if cached is not None and cached[0] is claims:
+            return list(cached[1])
+
+        headers = self._encode(claims)
+        if len(self._encoded) >= MAX_ENCODED_CLAIM_SETS:
+            self._encoded.clear()
+        self._encoded[id(claims)] = (claims, tuple(headers))
+        return headers
+
+    def _encode(self, claims: dict[str, object]) -> Headers:
         headers: Headers = []
         for name, claim in self.claim_headers:
             value = encode_claim(claims.get(claim))
@@ -136,7 +165,7 @@ class ForwardedHeaders:
     def build(self, client_headers: Headers, peer: str | None, scheme: str) -> Headers:
         incoming = _first_values(client_headers, FORWARDING) if self.trusts(peer) else {}
         chain = [value for value in (incoming.get(b"x-forwarded-for"), (peer or "unknown").encode()) if value]
-        host = incoming.get(b"x-forwarded-host") or _first_values(client_headers, {b"host"}).get(b"host")
+        host = incoming.get(b"x-forwarded-host") or _first_values(client_headers, _HOST).get(b"host")
 
         added = [
             (b"x-forwarded-for", b", ".join(chain)),
@@ -149,15 +178,14 @@ class ForwardedHeaders:
     def request_id(self, client_headers: Headers) -> str:
         """Return the client's ``X-Request-Id`` when configured and well-formed, else a new one."""
         if self.keep_request_id:
-            sent = _first_values(client_headers, {b"x-request-id"}).get(b"x-request-id")
+            sent = _first_values(client_headers, _REQUEST_ID_NAME).get(b"x-request-id")
             if sent and _REQUEST_ID.match(sent):
                 return sent.decode()
         return os.urandom(8).hex()
 
 
-def _first_values(headers: Headers, names: Iterable[bytes]) -> dict[bytes, bytes]:
-    """Return the value of each header in ``names``; repeated ones are joined by ", "."""
-    wanted = frozenset(names)
+def _first_values(headers: Headers, wanted: frozenset[bytes]) -> dict[bytes, bytes]:
+    """Return the value of each header in ``wanted``; repeated ones are joined by ", "."""
     found: dict[bytes, bytes] = {}
     for name, value in headers:
         folded = name.lower()
@@ -181,18 +209,22 @@ def upstream_request_headers(
     so the upstream never sees both. Headers gate adds are appended after the
     ``Connection`` filter ran, so a client cannot remove them.
     """
-    chunked = any(name.lower() == b"transfer-encoding" for name, _ in client_headers)
-    kept: Headers = []
-    for name, value in strip_hop_by_hop(client_headers):
-        folded = canonical_name(name)
-        if folded in _DROPPED_TOWARDS_UPSTREAM or folded in FORWARDING or identity.is_reserved(name):
-            continue
-        if folded == b"authorization" and not keep_authorization:
-            continue
-        if folded == b"content-length" and chunked:
-            continue
-        kept.append((name, value))
+    dropped = identity.dropped_towards_upstream(keep_authorization)
+    prefix = identity.prefix
+    folded_names: list[bytes] = []
+    for name, _ in client_headers:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
+            dropped = dropped | {b"content-length"}
+        elif lowered == b"connection":
+            dropped = dropped | connection_listed(client_headers)
+        folded_names.append(lowered.replace(b"_", b"-") if b"_" in lowered else lowered)
 
+    kept = [
+        header
+        for header, folded in zip(client_headers, folded_names, strict=True)
+        if folded not in dropped and not (prefix and folded.startswith(prefix))
+    ]
     kept.extend(added)
     return kept
 

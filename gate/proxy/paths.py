@@ -21,6 +21,8 @@ AMBIGUOUS_ESCAPES = frozenset({"%2F", "%5C", "%00", "%25"})
 
 _ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
 _ALLOWED_RAW = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
+# Substrings without which normalisation, after the checks above, returns the path unchanged.
+_NEEDS_WORK = re.compile(rb"%|//|/\.|/;")
 
 
 class PathError(ValueError):
@@ -58,6 +60,11 @@ def normalise_path(raw_path: bytes) -> str:
 
     if not _ALLOWED_RAW.match(raw_path):
         raise PathError("the path contains characters that must be percent-encoded")
+
+    if not _NEEDS_WORK.search(raw_path):
+        # No escape, empty segment, dot segment or segment starting with ";":
+        # every step below would return the path unchanged.
+        return raw_path.decode("ascii")
 
     output: list[str] = []
     segment = ""

@@ -6,15 +6,26 @@ against that issuer's allow-list, then verify the signature with the issuer's
 key for the ``kid``. Header members that carry or point to keys (``jwk``,
 ``jku``, ``x5u``, ``x5c``) are never read. PyJWT errors become
 ``TokenRejected`` here and nowhere else.
+
+A token is parsed once (``parse_token``): its three segments are decoded with
+the strict base64url rules of RFC 7515 section 2 (URL-safe alphabet, no
+padding beyond what a full quantum needs, no stray bits), and the signature is
+checked with PyJWT's algorithm object for the header's ``alg`` on the key
+object the key store loaded, so no key is parsed or derived per token.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
+from jwt.algorithms import get_default_algorithms
 
 from gate.keys.issuers import KeyLookupError, TrustedIssuer
 from gate.keys.jwk import TrustedKey
@@ -22,16 +33,8 @@ from gate.tokens.claims import TokenRejected
 
 MAX_TOKEN_LENGTH = 16 * 1024
 
-_SIGNATURE_ONLY = {
-    "verify_signature": True,
-    "verify_exp": False,
-    "verify_nbf": False,
-    "verify_iat": False,
-    "verify_aud": False,
-    "verify_iss": False,
-    "verify_sub": False,
-    "verify_jti": False,
-}
+_BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
+_ALGORITHMS = get_default_algorithms()
 
 
 @dataclass(frozen=True)
@@ -44,18 +47,85 @@ class SignedToken:
     key: TrustedKey
 
 
-def read_header(token: str) -> dict[str, Any]:
-    """Return the JOSE header of ``token`` after the checks that need no key."""
+class ParsedToken(NamedTuple):
+    """A compact JWS split and decoded once, not yet verified."""
+
+    header: dict[str, Any]
+    payload: bytes
+    signing_input: bytes
+    signature: bytes
+
+
+def _malformed() -> TokenRejected:
+    return TokenRejected("malformed_token", "The token is not a well-formed JWT.")
+
+
+def _decode_segment(segment: bytes) -> bytes:
+    """Decode one base64url segment strictly (RFC 7515 section 2, RFC 4648 section 5).
+
+    Up to two ``=`` are tolerated on a segment whose length is a multiple of
+    four, as PyJWT does for issuers that pad. Characters outside the URL-safe
+    alphabet, a length that no encoding produces, and non-zero trailing bits
+    (a second spelling of the same bytes) are rejected.
+    """
+    stripped = segment.rstrip(b"=")
+    padding = len(segment) - len(stripped)
+    if padding > 2 or (padding and len(segment) % 4) or len(stripped) % 4 == 1:
+        raise _malformed()
+    if not _BASE64URL.fullmatch(stripped):
+        raise _malformed()
+
+    try:
+        decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+    except (binascii.Error, ValueError):
+        raise _malformed() from None
+
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
+        raise _malformed()
+    return decoded
+
+
+def parse_token(token: str) -> ParsedToken:
+    """Split and decode ``token`` and run the header checks that need no key.
+
+    Raises ``TokenRejected`` for an overlong or malformed token, ``alg: none``
+    in any spelling, a ``crit`` member (RFC 7515 section 4.1.11: gate supports
+    no extension), a ``kid`` that is not a string, and an unencoded payload
+    (``b64: false``, RFC 7797), which gate does not accept.
+    """
     if len(token) > MAX_TOKEN_LENGTH:
         raise TokenRejected("token_too_long", "The token is too long.")
 
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError:
-        # PyJWT raises DecodeError for bad encoding and other InvalidTokenError
-        # subclasses for headers it dislikes (a non-string kid, a bad crit).
-        raise TokenRejected("malformed_token", "The token is not a well-formed JWT.") from None
+        raw = token.encode("ascii")
+    except UnicodeEncodeError:
+        raise _malformed() from None
 
+    segments = raw.split(b".")
+    if len(segments) != 3:
+        raise _malformed()
+
+    header_segment, payload_segment, signature_segment = segments
+    header_bytes = _decode_segment(header_segment)
+    payload = _decode_segment(payload_segment)
+    signature = _decode_segment(signature_segment)
+
+    header = _json_object(header_bytes)
+    _check_header(header)
+    return ParsedToken(header, payload, raw[: len(header_segment) + 1 + len(payload_segment)], signature)
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        raise _malformed() from None
+    if not isinstance(value, dict):
+        raise _malformed()
+    return value
+
+
+def _check_header(header: dict[str, Any]) -> None:
     algorithm = header.get("alg")
     if not isinstance(algorithm, str):
         raise TokenRejected("malformed_token", "The token header has no algorithm.")
@@ -63,24 +133,35 @@ def read_header(token: str) -> dict[str, Any]:
         raise TokenRejected("alg_none", "Unsigned tokens (alg none) are not accepted.")
     if "crit" in header:
         raise TokenRejected("unsupported_header", "The token header lists critical extensions gate does not support.")
+    if header.get("b64", True) is not True:
+        raise _malformed()
 
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise TokenRejected("malformed_token", "The token header's kid is not a string.")
-    return header
 
 
-def unverified_issuer(token: str) -> str:
+def read_header(token: str) -> dict[str, Any]:
+    """Return the JOSE header of ``token`` after the checks that need no key."""
+    return parse_token(token).header
+
+
+def claims_of(parsed: ParsedToken) -> dict[str, Any]:
+    """Return the payload of ``parsed`` as a JSON object, not yet verified."""
+    return _json_object(parsed.payload)
+
+
+def issuer_of(claims: dict[str, Any]) -> str:
     """Return the ``iss`` claim before verification, only to pick the issuer's keys."""
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.InvalidTokenError:
-        raise TokenRejected("malformed_token", "The token is not a well-formed JWT.") from None
-
     issuer = claims.get("iss")
     if not isinstance(issuer, str):
         raise TokenRejected("missing_claim", "The token has no 'iss' claim.")
     return issuer
+
+
+def unverified_issuer(token: str) -> str:
+    """Return the ``iss`` claim of ``token`` before verification, only to pick the issuer's keys."""
+    return issuer_of(claims_of(parse_token(token)))
 
 
 def check_type(header: dict[str, Any], expected: str | None) -> None:
@@ -96,12 +177,18 @@ def check_type(header: dict[str, Any], expected: str | None) -> None:
 async def verify_signature(
     token: str, find_issuer: Callable[[str], TrustedIssuer | None], *, header: dict[str, Any] | None = None
 ) -> SignedToken:
-    """Verify ``token``'s signature with a key of the issuer it names; claims are checked by the caller."""
-    header = header if header is not None else read_header(token)
-    issuer = find_issuer(unverified_issuer(token))
+    """Verify ``token``'s signature with a key of the issuer it names; claims are checked by the caller.
+
+    ``header`` is accepted for callers that read it first; the token is parsed
+    here either way, and the header used is the one parsed here.
+    """
+    parsed = parse_token(token)
+    claims = claims_of(parsed)
+    issuer = find_issuer(issuer_of(claims))
     if issuer is None:
         raise TokenRejected("issuer_mismatch", "The token was issued by an issuer gate does not trust.")
 
+    header = parsed.header
     algorithm = header["alg"]
     if algorithm not in issuer.policy.algorithms:
         raise TokenRejected("algorithm_not_allowed", f"The algorithm {algorithm} is not allowed for this issuer.")
@@ -113,16 +200,19 @@ async def verify_signature(
         raise TokenRejected(error.reason_id, error.description) from None
 
     for key in keys:
-        claims = _decode(token, key, algorithm)
-        if claims is not None:
+        if _verifies(parsed, key, algorithm):
             return SignedToken(header=header, claims=claims, issuer=issuer, key=key)
     raise TokenRejected("bad_signature", "The token signature is invalid.")
 
 
-def _decode(token: str, key: TrustedKey, algorithm: str) -> dict[str, Any] | None:
+def _verifies(parsed: ParsedToken, key: TrustedKey, algorithm: str) -> bool:
+    """Check the signature of ``parsed`` with ``key`` under ``algorithm``, which the issuer allows."""
+    verifier = _ALGORITHMS.get(algorithm)
+    if verifier is None:
+        raise TokenRejected("invalid_token", "The token is invalid.")
+
     try:
-        return jwt.decode(token, key.key, algorithms=[algorithm], options=_SIGNATURE_ONLY)  # type: ignore[arg-type]
-    except jwt.InvalidSignatureError:
-        return None
-    except jwt.InvalidTokenError:
+        prepared = verifier.prepare_key(key.key)  # type: ignore[arg-type]
+        return bool(verifier.verify(parsed.signing_input, prepared, parsed.signature))
+    except jwt.PyJWTError:
         raise TokenRejected("invalid_token", "The token is invalid.") from None

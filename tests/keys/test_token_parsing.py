@@ -1,0 +1,134 @@
+"""gate's one-pass JWT parser: strict base64url segments and the header checks before any key is used.
+
+The verifier parses each token once with ``parse_token`` and verifies the
+signature with PyJWT's algorithm object; these cases pin the parser to what
+PyJWT's own parser accepted and rejected, so the faster path loosens nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gate.keys.jwk import TrustedKey
+from gate.tokens.claims import TokenRejected
+from gate.tokens.jws import MAX_TOKEN_LENGTH, _verifies, claims_of, parse_token
+
+PRIVATE_KEY = ec.generate_private_key(ec.SECP256R1())
+OTHER_KEY = ec.generate_private_key(ec.SECP256R1())
+CLAIMS = {"iss": "https://gate.test", "sub": "robot", "exp": int(time.time()) + 600}
+
+
+def segment(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+def signed(header: dict | None = None, key: ec.EllipticCurvePrivateKey = PRIVATE_KEY) -> str:
+    return jwt.encode(CLAIMS, key, algorithm="ES256", headers={"kid": "k1", **(header or {})})
+
+
+def with_header(header: object) -> str:
+    """A token whose header segment is replaced; its signature no longer matters to the parser checks."""
+    _, payload, signature = signed().split(".")
+    return f"{segment(header)}.{payload}.{signature}"
+
+
+def trusted(key: ec.EllipticCurvePrivateKey) -> TrustedKey:
+    return TrustedKey(
+        kid="k1", algorithms=frozenset({"ES256"}), key=key.public_key(), issuer="https://gate.test", source="test",
+        fingerprint="test",
+    )  # fmt: skip
+
+
+def test_well_formed_token_parses() -> None:
+    parsed = parse_token(signed())
+
+    assert parsed.header == {"alg": "ES256", "kid": "k1", "typ": "JWT"}
+    assert claims_of(parsed) == CLAIMS
+    assert _verifies(parsed, trusted(PRIVATE_KEY), "ES256") is True
+
+
+def test_signature_of_another_key_does_not_verify() -> None:
+    assert _verifies(parse_token(signed(key=OTHER_KEY)), trusted(PRIVATE_KEY), "ES256") is False
+
+
+def test_padded_signature_accepted() -> None:
+    token = signed()
+    assert len(token.rsplit(".", 1)[1]) % 4 == 2  # 64 signature bytes: 86 characters, two '=' complete it
+
+    parsed = parse_token(token + "==")
+
+    assert _verifies(parsed, trusted(PRIVATE_KEY), "ES256") is True
+
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _stray_bits(token: str) -> str:
+    """Set one of the unused low bits of the signature's last character: the same bytes, spelled differently."""
+    head, signature = token.rsplit(".", 1)
+    last = ALPHABET.index(signature[-1])
+    return f"{head}.{signature[:-1]}{ALPHABET[last | 1]}"
+
+
+MALFORMED = {
+    "two segments": lambda: signed().rsplit(".", 1)[0],
+    "four segments": lambda: signed() + ".e30",
+    "standard alphabet plus": lambda: signed().replace("-", "+").replace("_", "+") + "+",
+    "three padding characters": lambda: signed() + "===",
+    "padding that completes no quantum": lambda: signed() + "=",
+    "impossible segment length": lambda: signed() + "AAA",
+    "non-zero trailing bits": lambda: _stray_bits(signed()),
+    "non-ASCII character": lambda: signed() + "é",
+    "header is not JSON": lambda: "bm90IGpzb24." + signed().split(".", 1)[1],
+    "header is a JSON array": lambda: with_header(["ES256"]),
+    "header without alg": lambda: with_header({"kid": "k1"}),
+    "kid is a number": lambda: with_header({"alg": "ES256", "kid": 7}),
+    "unencoded payload (b64 false)": lambda: with_header({"alg": "ES256", "b64": False}),
+    "empty token": lambda: "",
+}
+
+
+@pytest.mark.parametrize("make", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_token_is_rejected_before_any_key(make) -> None:
+    with pytest.raises(TokenRejected) as caught:
+        parse_token(make())
+
+    assert caught.value.reason_id == "malformed_token"
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
+def test_alg_none_in_every_spelling(alg: str) -> None:
+    with pytest.raises(TokenRejected) as caught:
+        parse_token(with_header({"alg": alg}).rsplit(".", 1)[0] + ".")
+
+    assert caught.value.reason_id == "alg_none"
+
+
+def test_critical_extension_is_unsupported() -> None:
+    with pytest.raises(TokenRejected) as caught:
+        parse_token(with_header({"alg": "ES256", "crit": ["exp"], "exp": 1}))
+
+    assert caught.value.reason_id == "unsupported_header"
+
+
+def test_overlong_token_is_rejected_by_length() -> None:
+    with pytest.raises(TokenRejected) as caught:
+        parse_token("a" * (MAX_TOKEN_LENGTH + 1))
+
+    assert caught.value.reason_id == "token_too_long"
+
+
+def test_payload_that_is_not_an_object_is_malformed() -> None:
+    header, _, signature = signed().split(".")
+    parsed = parse_token(f"{header}.{segment([1, 2])}.{signature}")
+
+    with pytest.raises(TokenRejected) as caught:
+        claims_of(parsed)
+
+    assert caught.value.reason_id == "malformed_token"
