@@ -134,7 +134,6 @@ token_seconds = Histogram(
     buckets=GATE_BUCKETS,
     registry=REGISTRY,
 )
-# TODO: count hits and misses where TokenVerifier looks up its verified-token cache.
 verified_token_cache = CachedLabels(
     Counter(
         "gate_verified_token_cache",

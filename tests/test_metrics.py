@@ -87,6 +87,18 @@ def test_metrics_after_traffic(gate: GateSetup) -> None:
     assert moved(before, after, "gate_upstream_seconds_count", upstream=gate.upstream_url) == 2
 
 
+def test_verified_token_cache_counts(gate: GateSetup) -> None:
+    token = httpx.post(gate.token_url, data=token_form(gate.app_token)).json()["access_token"]
+    _, before = scrape(gate.url)
+
+    for _ in range(3):
+        assert httpx.get(gate.url + "/orders/1", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    _, after = scrape(gate.url)
+
+    assert moved(before, after, "gate_verified_token_cache_total", result="miss") == 1
+    assert moved(before, after, "gate_verified_token_cache_total", result="hit") == 2
+
+
 def test_metrics_label_children_are_cached() -> None:
     from gate import metrics
 

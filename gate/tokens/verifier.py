@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gate import metrics
 from gate.errors import BearerError, KeysUnavailableError
 from gate.keys.issuers import KeyStore, TrustedIssuer
 from gate.tokens.cache import VerifiedTokenCache
@@ -22,6 +23,10 @@ from gate.tokens.jws import verify_signature
 
 # Kept for callers that imported it from here.
 MAX_TOKEN_LENGTH = 16 * 1024
+
+
+_CACHE_HITS = metrics.verified_token_cache.labels("hit")
+_CACHE_MISSES = metrics.verified_token_cache.labels("miss")
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,9 @@ class TokenVerifier:
         """
         cached = self.cache.get(token)
         if cached is not None:
+            _CACHE_HITS.inc()
             return cached
+        _CACHE_MISSES.inc()
 
         try:
             signed = await verify_signature(token, self.issuers.get)
