@@ -20,7 +20,7 @@ MISS. The targets are information: the exit status is 0 unless a scenario
 failed to run. Every process it starts is stopped before it exits.
 
 Usage:
-    python bench/run.py [--quick] [--duration S] [--connections N] [--only NAME ...]
+    python bench/run.py [--quick] [--duration S] [--connections N] [--only NAME ...] [--upstream raw|demo]
 """
 
 from __future__ import annotations
@@ -76,6 +76,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="uvicorn loop of baselines"
     )
     parser.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto", help="uvicorn HTTP parser")
+    parser.add_argument(
+        "--upstream",
+        choices=["raw", "demo"],
+        default="raw",
+        help="upstream behind every proxy: raw (a bare ASGI app, the default) or demo (the Starlette API of"
+        " 'gate demo'); the memory scenario needs raw and is skipped with demo",
+    )
     parser.add_argument("--wrk-cpu", type=int, default=0, help="CPU for wrk and this script (default 0)")
     parser.add_argument("--server-cpu", type=int, default=1, help="CPU for every server (default 1)")
     arguments = parser.parse_args(argv)
@@ -104,7 +111,7 @@ def print_environment(arguments: argparse.Namespace) -> None:
     print(
         f"load: wrk -t1 -c{arguments.connections} on CPU {arguments.wrk_cpu}; servers on CPU {arguments.server_cpu};"
         f" {arguments.warmup:g} s warm-up + {arguments.repeat} x {arguments.duration:g} s measured per scenario;"
-        f" gate --log-level {arguments.gate_log_level}"
+        f" gate --log-level {arguments.gate_log_level}; upstream {arguments.upstream}"
     )
     print(f"load average before: {load_average()}", flush=True)
 

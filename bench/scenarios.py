@@ -116,7 +116,10 @@ class Bench:
 
     def ensure_upstream(self) -> Server:
         if self.upstream is None:
-            self.upstream = self.uvicorn("upstream", "apps:upstream_app")
+            if self.arguments.upstream == "demo":
+                self.upstream = self.uvicorn("upstream", "gate.demo:demo_upstream_app", factory=True)
+            else:
+                self.upstream = self.uvicorn("upstream", "apps:upstream_app")
         return self.upstream
 
     def ensure_gate(self) -> None:
@@ -300,6 +303,9 @@ class Bench:
 
     def run_memory(self) -> None:
         assert self.gate is not None
+        if self.arguments.upstream != "raw":
+            print("memory: skipped, because it needs the raw upstream's streaming endpoints (--upstream raw)")
+            return
         size = self.arguments.memory_mib * MIB
         start_hwm = memory_kib(self.gate.pid, "VmHWM")
         upload_rate = inprocess.stream_upload(self.gate.port, self.token, size)
