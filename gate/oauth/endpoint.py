@@ -13,43 +13,27 @@ from starlette.responses import Response
 
 from gate import metrics
 from gate.config.snapshot import Client, Snapshot, SnapshotHolder
-from gate.errors import OAuthError
-from gate.oauth.client_auth import AuthContext, Authenticated, ClientAuthenticator
+from gate.oauth.client_auth import AuthContext, Authenticated
 from gate.oauth.client_auth.jwt_assertion import JwtAssertionAuth
 from gate.oauth.decision import Decision, require_post
+from gate.oauth.endpoint_base import OAuthEndpoint
 from gate.oauth.form import invalid_request
 from gate.oauth.grants import check_grant_allowed, grant_type_of, granted_scope
 from gate.oauth.request import TokenRequest, read_token_request
-from gate.oauth.responses import error_response, json_response
+from gate.oauth.responses import json_response
 from gate.state import SharedState
 
 
-class TokenEndpoint:
+class TokenEndpoint(OAuthEndpoint):
     """Starlette endpoint for ``POST {token_path}``."""
 
+    event = "token_decision"
+
     def __init__(self, holder: SnapshotHolder, state: SharedState) -> None:
-        self.holder = holder
-        self.state = state
-        self.authenticator = ClientAuthenticator(state)
+        super().__init__(holder, state)
         self.jwt_assertion = JwtAssertionAuth()
 
-    async def __call__(self, request: Request) -> Response:
-        snapshot = self.holder.current
-        decision = Decision("token_decision", request)
-
-        try:
-            response = await self._handle(request, snapshot, decision)
-        except OAuthError as error:
-            decision.deny(error)
-            response = error_response(error)
-
-        decision.log()
-        metrics.observe_token_request(
-            decision.client_id, decision.form or "none", decision.granted, decision.reason_id, decision.started
-        )
-        return response
-
-    async def _handle(self, request: Request, snapshot: Snapshot, decision: Decision) -> Response:
+    async def handle(self, request: Request, snapshot: Snapshot, decision: Decision) -> Response:
         require_post(request)
         token_request = await read_token_request(request)
         grant_type = grant_type_of(token_request)
@@ -82,6 +66,11 @@ class TokenEndpoint:
         if issued.scope:
             body["scope"] = " ".join(issued.scope)
         return json_response(body)
+
+    def observe(self, decision: Decision) -> None:
+        metrics.observe_token_request(
+            decision.client_id, decision.form or "none", decision.granted, decision.reason_id, decision.started
+        )
 
     async def _authenticate_assertion(
         self, request: TokenRequest, snapshot: Snapshot, decision: Decision

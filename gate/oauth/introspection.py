@@ -15,11 +15,12 @@ from starlette.responses import Response
 
 from gate.config.snapshot import Snapshot, SnapshotHolder
 from gate.errors import BearerError, OAuthError
-from gate.oauth.client_auth import AuthContext, ClientAuthenticator
+from gate.oauth.client_auth import AuthContext
 from gate.oauth.decision import Decision, require_post
+from gate.oauth.endpoint_base import OAuthEndpoint
 from gate.oauth.form import invalid_request
 from gate.oauth.request import TokenRequest, read_token_request
-from gate.oauth.responses import error_response, json_response
+from gate.oauth.responses import json_response
 from gate.state import SharedState
 from gate.tokens.revocation_list import RevocationList
 
@@ -27,29 +28,16 @@ from gate.tokens.revocation_list import RevocationList
 _REPORTED_CLAIMS = ("scope", "client_id", "exp", "iat", "nbf", "sub", "aud", "iss", "jti")
 
 
-class IntrospectionEndpoint:
+class IntrospectionEndpoint(OAuthEndpoint):
     """Starlette endpoint for ``POST {introspection_path}``."""
 
+    event = "introspection_decision"
+
     def __init__(self, holder: SnapshotHolder, state: SharedState) -> None:
-        self.holder = holder
-        self.state = state
-        self.authenticator = ClientAuthenticator(state)
+        super().__init__(holder, state)
         self.revocations = RevocationList(state)
 
-    async def __call__(self, request: Request) -> Response:
-        snapshot = self.holder.current
-        decision = Decision("introspection_decision", request)
-
-        try:
-            response = await self._handle(request, snapshot, decision)
-        except OAuthError as error:
-            decision.deny(error)
-            response = error_response(error)
-
-        decision.log()
-        return response
-
-    async def _handle(self, request: Request, snapshot: Snapshot, decision: Decision) -> Response:
+    async def handle(self, request: Request, snapshot: Snapshot, decision: Decision) -> Response:
         require_post(request)
         introspection_request = await read_token_request(request)
 

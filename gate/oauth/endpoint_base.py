@@ -1,0 +1,51 @@
+"""The shared frame of gate's OAuth endpoints: token, introspection and revocation."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gate.config.snapshot import Snapshot, SnapshotHolder
+from gate.errors import OAuthError
+from gate.oauth.client_auth import ClientAuthenticator
+from gate.oauth.decision import Decision
+from gate.oauth.responses import error_response
+from gate.state import SharedState
+
+
+class OAuthEndpoint:
+    """A Starlette endpoint of gate's OAuth server: one decision line per request, errors as RFC 6749 JSON.
+
+    Subclasses set ``event`` and implement ``handle``; an ``OAuthError`` it
+    raises becomes the error response, and ``observe`` runs after the line is
+    logged.
+    """
+
+    event: ClassVar[str]
+
+    def __init__(self, holder: SnapshotHolder, state: SharedState) -> None:
+        self.holder = holder
+        self.state = state
+        self.authenticator = ClientAuthenticator(state)
+
+    async def __call__(self, request: Request) -> Response:
+        snapshot = self.holder.current
+        decision = Decision(self.event, request)
+
+        try:
+            response = await self.handle(request, snapshot, decision)
+        except OAuthError as error:
+            decision.deny(error)
+            response = error_response(error)
+
+        decision.log()
+        self.observe(decision)
+        return response
+
+    async def handle(self, request: Request, snapshot: Snapshot, decision: Decision) -> Response:
+        raise NotImplementedError
+
+    def observe(self, decision: Decision) -> None:
+        """Record ``decision`` beyond the log line; nothing by default."""
