@@ -116,7 +116,10 @@ class RevocationFollower:
         next_sync = time.monotonic() + self._sync_interval
         while True:
             wait = min(MESSAGE_WAIT, max(0.0, next_sync - time.monotonic()))
-            message = await pubsub.get_message(timeout=wait)
+            # redis-py's get_message was seen to keep waiting after a Redis
+            # restart; the outer timeout turns that into a reconnect.
+            async with asyncio.timeout(wait + self._operation_timeout):
+                message = await pubsub.get_message(timeout=wait)
             if message is not None and message["type"] == "message":
                 self._apply(message["data"])
 
