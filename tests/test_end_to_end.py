@@ -101,6 +101,8 @@ REJECTED_CASES = {
     "wrong audience": ({"aud": "billing-api"}, "audience_mismatch"),
     "wrong issuer": ({"iss": "https://elsewhere.example"}, "issuer_mismatch"),
     "not yet valid": ({"nbf": int(time.time()) + 3600}, "token_not_yet_valid"),
+    "exp NaN": ({"exp": float("nan")}, "malformed_claim"),
+    "exp beyond any float": ({"exp": 10**400}, "malformed_claim"),
 }
 
 

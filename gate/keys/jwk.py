@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -38,7 +39,7 @@ class TrustedKey:
     every hit, so a removed key stops verifying at once.
     """
 
-    __slots__ = ("algorithms", "fingerprint", "issuer", "key", "kid", "not_after", "source", "trusted")
+    __slots__ = ("algorithms", "fingerprint", "issuer", "key", "kid", "not_after", "source", "trusted", "trusted_until")
 
     def __init__(
         self,
@@ -59,6 +60,8 @@ class TrustedKey:
         self.fingerprint = fingerprint
         self.not_after = not_after
         self.trusted = True
+        # time.monotonic() deadline past which a remote key's set is too stale to trust; local keys never expire.
+        self.trusted_until = math.inf
 
     def __repr__(self) -> str:
         return f"TrustedKey(issuer={self.issuer!r}, kid={self.kid!r}, algorithms={sorted(self.algorithms)})"

@@ -248,6 +248,8 @@ class RemoteKeySource:
         ttl = self.settings.ttl if max_age is None else min(max(max_age, self.settings.min_ttl), self.settings.max_ttl)
         self.key_set = key_set
         self.expires_at = now + ttl
+        for key in key_set.keys:
+            key.trusted_until = self.expires_at + self.settings.max_staleness
         self.last_success = now
         self.last_success_wall = time.time()
         self.consecutive_failures = 0

@@ -23,7 +23,7 @@ from gate.oauth.form import invalid_request, read_form
 
 MAX_PARAMETER_LENGTH = 4096
 MAX_AUTHORIZATION_LENGTH = 8192
-_JWT_SHAPE = re.compile(r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
+_JWT_SHAPE = re.compile(r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\Z")
 _BODY_CREDENTIALS = ("client_secret", "client_assertion", "client_assertion_type")
 
 

@@ -8,7 +8,7 @@ import re
 from gate.errors import BearerError
 
 REALM = "gate"
-_TOKEN_SYNTAX = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+_TOKEN_SYNTAX = re.compile(r"^[A-Za-z0-9\-._~+/]+=*\Z")
 _UNSAFE_IN_QUOTED_STRING = re.compile(r'["\\\x00-\x1f\x7f]')
 
 Headers = list[tuple[bytes, bytes]]

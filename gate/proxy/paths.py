@@ -20,7 +20,7 @@ UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 AMBIGUOUS_ESCAPES = frozenset({"%2F", "%5C", "%00", "%25"})
 
 _ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
-_ALLOWED_RAW = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
+_ALLOWED_RAW = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*\Z")
 # Substrings without which normalisation, after the checks above, returns the path unchanged.
 _NEEDS_WORK = re.compile(rb"%|//|/\.|/;")
 

@@ -26,7 +26,7 @@ from gate.state import SharedState
 from gate.tokens.revocation_list import reject_if_revoked
 from gate.tokens.verifier import VerifiedToken
 
-_QUERY_SYNTAX = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$")
+_QUERY_SYNTAX = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*\Z")
 
 
 class Verifier(Protocol):

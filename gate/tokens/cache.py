@@ -1,9 +1,10 @@
 """The verified-token cache: a repeated token costs a dict lookup, not a signature check.
 
 An entry is served only while its ``exp`` lies in the future and the key that
-verified it is still trusted. A key that leaves its issuer's key set, or whose
-key set grew too stale, has its ``trusted`` flag cleared by the key cache, so
-tokens it signed stop passing at once, cached or not.
+verified it is still trusted. A key that leaves its issuer's key set has its
+``trusted`` flag cleared by the key cache, and a remote key carries the
+deadline past which its set is too stale, so tokens it signed stop passing at
+once, cached or not.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class VerifiedTokenCache:
         entry = self._entries.get(token)
         if entry is None:
             return None
-        if entry.expires_at > time.time() and entry.key.trusted:
+        key = entry.key
+        if entry.expires_at > time.time() and key.trusted and key.trusted_until > time.monotonic():
             return entry.verified
 
         del self._entries[token]

@@ -6,6 +6,7 @@ the caller can render it as an RFC 6750 or an RFC 6749 error.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +28,16 @@ def _number(claims: Mapping[str, Any], name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TokenRejected("malformed_claim", f"The '{name}' claim is not a number.")
-    return float(value)
+
+    # JSON parsers accept NaN, Infinity and integers beyond any float; NaN would
+    # make every comparison false and so pass every time check.
+    try:
+        number = float(value)
+    except OverflowError:
+        raise TokenRejected("malformed_claim", f"The '{name}' claim is out of range.") from None
+    if not math.isfinite(number):
+        raise TokenRejected("malformed_claim", f"The '{name}' claim is not a finite number.")
+    return number
 
 
 def check_exp(claims: Mapping[str, Any], now: float, leeway: float) -> float:

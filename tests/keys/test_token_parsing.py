@@ -132,3 +132,33 @@ def test_payload_that_is_not_an_object_is_malformed() -> None:
         claims_of(parsed)
 
     assert caught.value.reason_id == "malformed_token"
+
+
+ODD_TIME_CLAIMS = {
+    "exp NaN": {"exp": float("nan")},
+    "exp infinite": {"exp": float("inf")},
+    "iat NaN with a far exp": {"iat": float("nan"), "exp": int(time.time()) + 10 * 365 * 86400},
+    "nbf NaN": {"nbf": float("nan")},
+    "exp beyond any float": {"exp": 10**400},
+    "iat beyond any float": {"iat": 10**400},
+}
+
+
+@pytest.mark.parametrize("overrides", ODD_TIME_CLAIMS.values(), ids=ODD_TIME_CLAIMS.keys())
+def test_odd_time_claim_is_malformed(overrides: dict) -> None:
+    from gate.keys.issuers import IssuerPolicy
+    from gate.tokens.claims import check_claims
+
+    policy = IssuerPolicy(algorithms=frozenset({"ES256"}), max_token_lifetime=3600)
+    claims = {**CLAIMS, "iat": int(time.time()), **overrides}
+
+    with pytest.raises(TokenRejected) as rejected:
+        check_claims(claims, policy, time.time(), exp_leeway=60)
+
+    assert rejected.value.reason_id == "malformed_claim"
+
+
+def test_odd_time_claim_survives_json() -> None:
+    payload = json.loads(json.dumps({"exp": float("nan")}))  # Python's json reads NaN, as PyJWT's does
+
+    assert payload["exp"] != payload["exp"]

@@ -74,3 +74,18 @@ async def test_distrusted_key_rejects_cached_token() -> None:
         await verifier.verify(token)
 
     assert caught.value.reason_id == "unknown_kid"
+
+
+async def test_stale_key_set_rejects_cached_token() -> None:
+    import time
+
+    verifier, signer_a, _, issuer_a = make_verifier()
+    token = signer_a.sign(claims_for(ISSUER_A))
+    await verifier.verify(token)
+    hit_before_deadline = verifier.cache.get(token)
+
+    for key in issuer_a.local.keys:
+        key.trusted_until = time.monotonic() - 1  # the deadline a remote source sets, now passed
+
+    assert hit_before_deadline is not None
+    assert verifier.cache.get(token) is None
