@@ -45,7 +45,7 @@ async def _echo(request: Request) -> JSONResponse:
 
 
 def demo_upstream_app() -> Starlette:
-    """A tiny API that echoes the request line and gate's headers."""
+    """Build a tiny API that echoes the request line and gate's headers."""
     return Starlette(routes=[Route("/{path:path}", _echo, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])])
 
 

@@ -108,7 +108,7 @@ class KeysUnavailableError(BearerError):
 
 
 class UpstreamError(GateError):
-    """The upstream could not be reached (502) or did not answer in time (504)."""
+    """The upstream could not be reached (502) or did not respond in time (504)."""
 
     def __init__(self, status: int, description: str, *, reason_id: str) -> None:
         self.status = status

@@ -16,10 +16,10 @@ DEFAULT_MAX_ENTRIES = 1_000_000
 class MemoryState:
     """``SharedState`` in one process's memory, bounded in entries.
 
-    When the bound is reached the oldest entries are evicted first; for
-    single-use ids this means a replay older than the ``max_entries`` most
-    recent ids could pass, so the bound should exceed the number of ids
-    recorded within their lifetime.
+    When the bound is reached, the oldest entries are evicted first. A replay
+    of a single-use id older than the ``max_entries`` most recent ids could
+    then pass, so the bound should exceed the number of ids recorded within
+    their lifetime.
     """
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:

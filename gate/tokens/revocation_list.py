@@ -18,9 +18,9 @@ from gate.tokens.verifier import VerifiedToken
 class RevocationList:
     """Record and look up revoked token ids in the shared state.
 
-    Lookups read the replica's local copy of the list (no round trip to a
-    shared store); a revocation is enforced by this replica at once and by
-    the others within the backend's documented bound.
+    Lookups read the replica's local copy of the list, with no round trip to
+    a shared store. This replica enforces a revocation at once, and the
+    others within the backend's documented bound.
     """
 
     def __init__(self, state: SharedState) -> None:
