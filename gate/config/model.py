@@ -45,7 +45,7 @@ class StrictModel(BaseModel):
 
 
 class ListenConfig(StrictModel):
-    """Where ``gate serve`` listens unless the command line says otherwise."""
+    """The address ``gate serve`` listens on unless the command line sets another."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -82,7 +82,7 @@ class SigningKeyConfig(StrictModel):
 
 
 class KeyCacheConfig(StrictModel):
-    """How the key set of a remote source (JWKS URL or discovery) is cached, in seconds."""
+    """The caching of a remote source's key set (JWKS URL or discovery), in seconds."""
 
     ttl: float = Field(default=300.0, gt=0)
     min_ttl: float = Field(default=60.0, gt=0)
@@ -372,7 +372,7 @@ class UpstreamClientConfig(StrictModel):
 
 
 class TokenPolicyConfig(StrictModel):
-    """How gate checks the registered claims of bearer tokens."""
+    """The checks gate applies to the registered claims of bearer tokens."""
 
     leeway: int = Field(default=60, ge=0, le=600)
     verified_cache_size: int = Field(default=10_000, ge=0)
@@ -497,7 +497,7 @@ class RedisTlsConfig(StrictModel):
 
 
 class SharedStateFailureConfig(StrictModel):
-    """What each operation does while Redis cannot be reached."""
+    """The behaviour of each operation while Redis cannot be reached."""
 
     single_use: Literal["reject", "local"] = "reject"
     rate_limit: Literal["local", "reject"] = "local"
@@ -506,7 +506,7 @@ class SharedStateFailureConfig(StrictModel):
 
 
 class SharedStateConfig(StrictModel):
-    """Where replicas keep used assertion ids, revocations and rate-limit counters."""
+    """The store replicas share for used assertion ids, revocations and rate-limit counters."""
 
     backend: Literal["memory", "redis"] = "memory"
     url: NonEmptyStr | None = None
