@@ -193,24 +193,27 @@ class ConnectionPool:
 
     async def acquire(self, origin: tuple[str, int], *, fresh: bool = False) -> UpstreamConnection:
         """Return an idle connection to ``origin``, or a new one; raise ``UpstreamError`` 502 if none opens."""
-        idle = self.idle.get(origin)
-        now = time.monotonic()
-        while idle and not fresh:
-            connection = idle.pop()
-            if connection.reusable(now, KEEP_ALIVE_SECONDS):
-                connection.reused = True
-                return connection
-            self.discard(connection)
+        while True:
+            idle = self.idle.get(origin)
+            now = time.monotonic()
+            while idle and not fresh:
+                connection = idle.pop()
+                if connection.reusable(now, KEEP_ALIVE_SECONDS):
+                    connection.reused = True
+                    return connection
+                self.discard(connection)
 
-        while self.open >= self.limit:
-            if not self._close_one_idle():
-                waiter = asyncio.get_running_loop().create_future()
-                self.waiters.append(waiter)
-                try:
-                    await waiter
-                finally:
-                    if waiter in self.waiters:
-                        self.waiters.remove(waiter)
+            if self.open < self.limit:
+                break
+            if self._close_one_idle():  # an idle connection to another origin makes room
+                continue
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
 
         self.open += 1
         try:
