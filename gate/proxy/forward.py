@@ -1,7 +1,10 @@
-"""Streaming requests to upstreams through one pooled aiohttp session.
+"""Streaming requests to upstreams through one pooled aiohttp session, or the native client.
 
 aiohttp was chosen over httpx by measurement: see bench/forwarding-clients.md.
 aiohttp errors are translated into ``UpstreamError`` here and nowhere else.
+With ``upstream_client.engine: native``, plain-HTTP upstreams go through
+``gate.proxy.native_client`` instead, which raises ``UpstreamError`` itself;
+HTTPS upstreams and WebSockets stay on aiohttp.
 
 Bodies are streamed chunk by chunk in both directions, so memory does not
 grow with their size. Response bodies are passed on byte for byte
@@ -46,7 +49,7 @@ class Forwarder:
         self.config = config
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
-        self._native = NativeClient(config) if config.engine == "native" else None
+        self.native = NativeClient(config) if config.engine == "native" else None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=60)
@@ -62,8 +65,8 @@ class Forwarder:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        if self._native is not None:
-            self._native.close()
+        if self.native is not None:
+            self.native.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -99,12 +102,12 @@ class Forwarder:
         body = RequestBody(receive, has_body=_has_body(scope["headers"]))
         task = asyncio.current_task()
         watch = _DisconnectWatch(body, task)
-        native = self._native is not None and url.startswith("http://")
+        native = self.native is not None and url.startswith("http://")
 
         try:
             if native:
-                assert self._native is not None
-                return await self._native.exchange(scope, send, url, headers, body, read_timeout)
+                assert self.native is not None
+                return await self.native.exchange(scope, send, url, headers, body, read_timeout)
             return await self._exchange(scope, send, url, headers, body, read_timeout)
         except asyncio.CancelledError:
             if task is None or not body.disconnected:

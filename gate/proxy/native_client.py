@@ -1,7 +1,7 @@
 """A minimal HTTP/1.1 client for plain-HTTP upstreams, on asyncio's protocol layer.
 
 It exists because the forwarding client was most of gate's CPU per request
-(see bench/README.md, issue 7). It sends the request target and headers exactly
+(measured in bench/README.md). It sends the request target and headers exactly
 as given: nothing is added but ``Host`` and the body's framing
 (``Content-Length`` as the client gave it, otherwise ``Transfer-Encoding:
 chunked``; never both, RFC 9112 section 6.3). Bodies stream in both directions.
@@ -100,8 +100,8 @@ async def _send_request(
 ) -> asyncio.Task[None] | None:
     """Write the request head, start the body's upload and wait for the response's header section.
 
-    The body goes up in its own task, because an upstream may answer (and
-    stream its answer) before it has read the whole body. The read timeout
+    The body goes up in its own task, because an upstream may respond (and
+    stream its response) before it has read the whole body. The read timeout
     applies once the body is sent.
     """
     written = False

@@ -2,9 +2,9 @@
 
 The connection writes requests prepared by ``gate.proxy.native_client`` and
 parses responses with httptools' ``HttpResponseParser``. Body bytes are queued
-until the exchange takes them; reading pauses while more than
-``READ_HIGH_WATER`` bytes wait, so a slow client slows the upstream instead of
-filling gate's memory. Writing waits while the transport's buffer is full
+until the exchange takes them. Reading pauses while more than
+``READ_HIGH_WATER`` bytes wait, so a slow client slows the upstream down
+instead of filling gate's memory. Writing waits while the transport's buffer is full
 (``pause_writing``/``resume_writing``).
 """
 
@@ -165,7 +165,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.waiter = None
 
     def write(self, data: bytes) -> None:
-        if self.closed or self.transport is None:
+        if self.closed or self.transport is None or self.transport.is_closing():
             raise ConnectionLostError
         self.transport.write(data)
 
@@ -184,7 +184,8 @@ class UpstreamConnection(asyncio.Protocol):
             raise ConnectionLostError
 
     def reusable(self, now: float, keep_alive: float) -> bool:
-        return not self.closed and not self.broken and now - self.idle_since < keep_alive
+        usable = not self.closed and not self.broken and self.transport is not None and not self.transport.is_closing()
+        return usable and now - self.idle_since < keep_alive
 
     def park(self) -> None:
         """Mark the connection idle; bytes that arrive from now on break it."""

@@ -1,7 +1,7 @@
 """A scripted HTTP/1.1 upstream on raw sockets, and an ASGI client side, for the native client's tests.
 
 uvicorn hides what the native client must handle (idle connections closed
-under it, 1xx responses, bodies read until close), so these tests answer
+under it, 1xx responses, bodies read until close), so these tests respond
 with bytes written by hand.
 """
 
@@ -34,7 +34,7 @@ class Request:
 
 
 Reply = Callable[[Request, asyncio.StreamWriter], Awaitable[bool]]
-"""Answer one request; return whether the connection stays open."""
+"""Respond to one request; return whether the connection stays open."""
 
 
 @dataclass

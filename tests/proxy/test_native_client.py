@@ -1,12 +1,15 @@
-"""The native forwarding engine against upstreams that answer with hand-written bytes."""
+"""The native forwarding engine against upstreams that respond with hand-written bytes."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from starlette.types import Message
 
+from gate.config.model import UpstreamClientConfig
 from gate.errors import UpstreamError
+from gate.proxy.forward import Forwarder
 from tests.proxy.native_upstream import Reply, Request, answer, forward, native_client, scripted
 from tests.servers import free_port
 
@@ -40,7 +43,7 @@ async def test_target_and_headers_sent_exactly_as_given() -> None:
     ]
 
 
-async def test_upstream_closing_an_idle_connection_is_not_an_error() -> None:
+async def test_idle_connection_closed_by_upstream() -> None:
     client = native_client()
     async with scripted(answer(OK, keep_open=False)) as server:
         await forward(client, server.url + "/a")
@@ -53,7 +56,7 @@ async def test_upstream_closing_an_idle_connection_is_not_an_error() -> None:
 
 
 def closes_first_reuse() -> Reply:
-    """Answer the first request, then close that connection on its second request without answering."""
+    """Respond to the first request, then close that connection on its second request without responding."""
     answered: list[int] = []
 
     async def reply(request: Request, writer: asyncio.StreamWriter) -> bool:
@@ -67,7 +70,7 @@ def closes_first_reuse() -> Reply:
     return reply
 
 
-async def test_get_retried_once_when_a_reused_connection_dies_unanswered() -> None:
+async def test_get_retried_on_dead_connection() -> None:
     client = native_client()
     async with scripted(closes_first_reuse()) as server:
         await forward(client, server.url + "/a")
@@ -82,7 +85,7 @@ async def test_get_retried_once_when_a_reused_connection_dies_unanswered() -> No
     ]
 
 
-async def test_post_not_retried_when_a_reused_connection_dies_unanswered() -> None:
+async def test_post_not_retried_on_dead_connection() -> None:
     client = native_client()
     async with scripted(closes_first_reuse()) as server:
         await forward(client, server.url + "/a")
@@ -108,8 +111,10 @@ async def test_bodiless_responses_end_and_keep_the_connection(method: str, raw: 
         first = await forward(client, server.url + "/a", method=method)
         second = await forward(client, server.url + "/b", method=method)
 
-    assert first.finished and second.finished
-    assert first.body == b"" and second.body == b""
+    assert first.finished
+    assert second.finished
+    assert first.body == b""
+    assert second.body == b""
     assert server.connections == 1
 
 
@@ -225,3 +230,28 @@ async def test_pool_never_opens_more_than_max_connections() -> None:
 
     assert [exchange.body for exchange in exchanges] == [b"ok"] * 3
     assert server.connections == 1
+
+
+async def test_https_upstream_stays_on_aiohttp() -> None:
+    forwarder = Forwarder(UpstreamClientConfig(engine="native", connect_timeout=1.0))
+    await forwarder.start()
+    try:
+        with pytest.raises(UpstreamError) as raised:
+            await forwarder.forward(
+                {"method": "GET", "headers": []}, _never, _discard, f"https://127.0.0.1:{free_port()}/a", [], 1.0
+            )
+    finally:
+        await forwarder.close()
+
+    assert raised.value.status == 502
+    assert forwarder.native is not None
+    assert forwarder.native.pool.open == 0  # the native pool never tried to connect
+
+
+async def _never() -> Message:
+    await asyncio.sleep(10)
+    return {"type": "http.disconnect"}
+
+
+async def _discard(message: Message) -> None:
+    return None
