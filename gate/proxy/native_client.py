@@ -71,19 +71,21 @@ class NativeClient:
         head = request_head(method, target, host, headers, chunked=chunked)
         timeout = read_timeout or self.config.read_timeout
 
-        connection = await self.pool.acquire(origin)
+        connection: UpstreamConnection | None = await self.pool.acquire(origin)
         upload: asyncio.Task[None] | None = None
         try:
             try:
                 upload = await _send_request(connection, method, head, body, chunked, timeout)
             except _RetryError:
                 self.pool.discard(connection)
+                connection = None  # discarded once, even when the retry cannot connect
                 connection = await self.pool.acquire(origin, fresh=True)
                 upload = await _send_request(connection, method, head, body, chunked, timeout)
             complete = await _relay(connection, send, timeout)
         except BaseException:
             _end_upload(upload)
-            self.pool.discard(connection)
+            if connection is not None:
+                self.pool.discard(connection)
             raise
 
         if complete:

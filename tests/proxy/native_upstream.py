@@ -43,6 +43,7 @@ class ScriptedServer:
     url: str = ""
     connections: int = 0
     requests: list[Request] = field(default_factory=list)
+    listener: asyncio.Server | None = None
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -85,6 +86,7 @@ async def scripted(reply: Reply) -> AsyncIterator[ScriptedServer]:
     listener = await asyncio.start_server(server.serve, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
     server.url = f"http://127.0.0.1:{port}"
+    server.listener = listener
     async with listener:
         yield server
 

@@ -10,7 +10,7 @@ from starlette.types import Message
 from gate.config.model import UpstreamClientConfig
 from gate.errors import UpstreamError
 from gate.proxy.forward import Forwarder
-from tests.proxy.native_upstream import Reply, Request, answer, forward, native_client, scripted
+from tests.proxy.native_upstream import Reply, Request, ScriptedServer, answer, forward, native_client, scripted
 from tests.servers import free_port
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -94,6 +94,30 @@ async def test_post_not_retried_on_dead_connection() -> None:
 
     assert raised.value.status == 502
     assert [request.lines[0] for request in server.requests] == [b"GET /a HTTP/1.1", b"POST /b HTTP/1.1"]
+
+
+async def test_failed_retry_leaves_pool_empty() -> None:
+    servers: list[ScriptedServer] = []
+
+    async def close_on_reuse(request: Request, writer: asyncio.StreamWriter) -> bool:
+        if servers[0].requests.index(request) > 0:
+            assert servers[0].listener is not None
+            servers[0].listener.close()  # the retry's new connection is refused
+            return False
+        writer.write(OK)
+        await writer.drain()
+        return True
+
+    client = native_client()
+    async with scripted(close_on_reuse) as server:
+        servers.append(server)
+        await forward(client, server.url + "/a")
+        with pytest.raises(UpstreamError) as raised:
+            await forward(client, server.url + "/b")
+
+    assert raised.value.status == 502
+    assert len(server.requests) == 2
+    assert client.pool.open == 0
 
 
 @pytest.mark.parametrize(
