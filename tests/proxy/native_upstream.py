@@ -132,8 +132,12 @@ async def forward(
     headers: Headers | None = None,
     body: list[bytes] | None = None,
     read_timeout: float | None = 2.0,
+    send_delay: float = 0.0,
 ) -> Exchange:
-    """Forward one request, its body sent in the given chunks, and collect what reaches the client."""
+    """Forward one request, its body sent in the given chunks, and collect what reaches the client.
+
+    ``send_delay`` makes the client slow: each message it receives takes that many seconds.
+    """
     messages: list[Message] = []
     chunks = list(body or [])
 
@@ -144,6 +148,7 @@ async def forward(
 
     async def send(message: Message) -> None:
         messages.append(message)
+        await asyncio.sleep(send_delay)
 
     request_body = RequestBody(receive, has_body=body is not None)
     status = await client.exchange({"method": method}, send, url, headers or [], request_body, read_timeout)

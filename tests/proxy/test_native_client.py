@@ -10,6 +10,7 @@ from starlette.types import Message
 from gate.config.model import UpstreamClientConfig
 from gate.errors import UpstreamError
 from gate.proxy.forward import Forwarder
+from gate.proxy.native_connection import READ_HIGH_WATER
 from tests.proxy.native_upstream import Reply, Request, ScriptedServer, answer, forward, native_client, scripted
 from tests.servers import free_port
 
@@ -279,3 +280,16 @@ async def _never() -> Message:
 
 async def _discard(message: Message) -> None:
     return None
+
+
+async def test_slow_client_pauses_upstream_reads() -> None:
+    size = 8 * 1024 * 1024
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * size
+    client = native_client()
+    async with scripted(answer(raw)) as server:
+        exchange = await forward(client, server.url + "/big", send_delay=0.01)
+
+    assert len(exchange.body) == size
+    assert exchange.finished
+    # Without paused reads a slow client lets megabytes pile up between two messages.
+    assert max(len(message.get("body", b"")) for message in exchange.messages) <= 2 * READ_HIGH_WATER
