@@ -180,8 +180,28 @@ async def request_body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
+class BareNativeProxy(BareProxy):
+    """The bare proxy on gate's native forwarding engine (gate/proxy/native_client.py) instead of aiohttp."""
+
+    async def start(self) -> None:
+        from gate.config.model import UpstreamClientConfig
+        from gate.proxy.native_client import NativeClient
+
+        self.client = NativeClient(UpstreamClientConfig(engine="native"))
+
+    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from gate.proxy.forward import RequestBody
+
+        target = scope["raw_path"] + (b"?" + scope["query_string"] if scope["query_string"] else b"")
+        headers = [(name, value) for name, value in scope["headers"] if name not in HOP_BY_HOP and name != b"host"]
+        body = RequestBody(receive, has_body=has_body(scope["headers"]))
+        await self.client.exchange(scope, send, self.upstream + target.decode("latin-1"), headers, body, None)
+
+
 def build_bare_proxy() -> BareProxy:
-    """Build the bare proxy for ``$BENCH_UPSTREAM`` (``uvicorn --factory``)."""
+    """Build the bare proxy for ``$BENCH_UPSTREAM`` (``uvicorn --factory``) on ``$BENCH_ENGINE``."""
+    if os.environ.get("BENCH_ENGINE") == "native":
+        return BareNativeProxy(os.environ["BENCH_UPSTREAM"])
     return BareProxy(os.environ["BENCH_UPSTREAM"])
 
 

@@ -65,7 +65,7 @@ def make_app_token() -> tuple[str, str]:
     return values["app"], values["hash"]
 
 
-def write_gate_files(directory: Path, gate_port: int, upstream_url: str) -> GateFiles:
+def write_gate_files(directory: Path, gate_port: int, upstream_url: str, engine: str = "aiohttp") -> GateFiles:
     """Make a signing key and an app token with gate's commands and write a config with two routes."""
     key_path = directory / "signing-key.pem"
     subprocess.run(
@@ -98,6 +98,7 @@ def write_gate_files(directory: Path, gate_port: int, upstream_url: str) -> Gate
                 "auth": {"audience": [AUDIENCE]},
             },
         ],
+        "upstream_client": {"engine": engine},
     }
     config_path = directory / "gate.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -83,6 +83,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="upstream behind every proxy: raw (a bare ASGI app, the default) or demo (the Starlette API of"
         " 'gate demo'); the memory scenario needs raw and is skipped with demo",
     )
+    parser.add_argument(
+        "--engine",
+        choices=["aiohttp", "native"],
+        default="aiohttp",
+        help="gate's upstream_client.engine, also used by the bare proxy (default aiohttp)",
+    )
     parser.add_argument("--wrk-cpu", type=int, default=0, help="CPU for wrk and this script (default 0)")
     parser.add_argument("--server-cpu", type=int, default=1, help="CPU for every server (default 1)")
     arguments = parser.parse_args(argv)

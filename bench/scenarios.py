@@ -128,7 +128,7 @@ class Bench:
             return
         upstream = self.ensure_upstream()
         port = free_port()
-        self.files = fixtures.write_gate_files(self.directory, port, upstream.url)
+        self.files = fixtures.write_gate_files(self.directory, port, upstream.url, self.arguments.engine)
         command = fixtures.gate_command(
             "serve", "--config", str(self.files.config_path), "--log-level", self.arguments.gate_log_level,
             "--log-format", "json",
@@ -228,9 +228,10 @@ class Bench:
 
     def run_bare(self) -> None:
         upstream = self.ensure_upstream()
-        proxy = self.uvicorn("bare-proxy", "apps:build_bare_proxy", {"BENCH_UPSTREAM": upstream.url}, factory=True)
+        env = {"BENCH_UPSTREAM": upstream.url, "BENCH_ENGINE": self.arguments.engine}
+        proxy = self.uvicorn("bare-proxy", "apps:build_bare_proxy", env, factory=True)
         try:
-            self.measure("bare", "bare proxy (aiohttp, no auth)", proxy.url + "/small", proxy)
+            self.measure("bare", f"bare proxy ({self.arguments.engine}, no auth)", proxy.url + "/small", proxy)
         finally:
             self.group.stop(proxy)
 

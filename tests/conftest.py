@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,10 @@ class GateSetup:
         return self.url
 
 
+UPSTREAM_ENGINE = os.environ.get("GATE_TEST_UPSTREAM_ENGINE", "aiohttp")
+"""The forwarding engine of the test gates: run the suite with ``GATE_TEST_UPSTREAM_ENGINE=native`` for the other."""
+
+
 def base_config(gate_url: str, upstream_url: str, app_token: str) -> dict[str, Any]:
     """A config with one client, one service account, a protected and a public route."""
     return {
@@ -73,7 +78,7 @@ def base_config(gate_url: str, upstream_url: str, app_token: str) -> dict[str, A
                 "auth": {"mode": "public"},
             },
         ],
-        "upstream_client": {"read_timeout": 0.5},
+        "upstream_client": {"read_timeout": 0.5, "engine": UPSTREAM_ENGINE},
     }
 
 

@@ -369,6 +369,9 @@ class UpstreamClientConfig(StrictModel):
     connect_timeout: float = Field(default=5.0, gt=0)
     read_timeout: float = Field(default=60.0, gt=0)
     max_connections: int = Field(default=200, ge=1)
+    engine: Literal["aiohttp", "native"] = "aiohttp"
+    """``native`` forwards plain-HTTP requests with gate's own client (gate/proxy/native_client.py);
+    HTTPS upstreams and WebSockets always use aiohttp."""
 
 
 class TokenPolicyConfig(StrictModel):

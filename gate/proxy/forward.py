@@ -1,7 +1,10 @@
-"""Streaming requests to upstreams through one pooled aiohttp session.
+"""Streaming requests to upstreams through one pooled aiohttp session, or the native client.
 
 aiohttp was chosen over httpx by measurement: see bench/forwarding-clients.md.
 aiohttp errors are translated into ``UpstreamError`` here and nowhere else.
+With ``upstream_client.engine: native``, plain-HTTP upstreams go through
+``gate.proxy.native_client`` instead, which raises ``UpstreamError`` itself;
+HTTPS upstreams and WebSockets stay on aiohttp.
 
 Bodies are streamed chunk by chunk in both directions, so memory does not
 grow with their size. Response bodies are passed on byte for byte
@@ -24,7 +27,8 @@ from yarl import URL
 from gate import metrics
 from gate.config.model import UpstreamClientConfig
 from gate.errors import UpstreamError
-from gate.proxy.headers import Headers, strip_hop_by_hop
+from gate.proxy.headers import Headers, response_headers
+from gate.proxy.native_client import NativeClient
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,7 @@ class Forwarder:
         self.config = config
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+        self.native = NativeClient(config) if config.engine == "native" else None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=60)
@@ -60,6 +65,8 @@ class Forwarder:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self.native is not None:
+            self.native.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -92,11 +99,15 @@ class Forwarder:
         client's connection, so the client sees a truncated body and never a
         complete-looking one.
         """
-        body = _RequestBody(receive, has_body=_has_body(scope["headers"]))
+        body = RequestBody(receive, has_body=_has_body(scope["headers"]))
         task = asyncio.current_task()
         watch = _DisconnectWatch(body, task)
+        native = self.native is not None and url.startswith("http://")
 
         try:
+            if native:
+                assert self.native is not None
+                return await self.native.exchange(scope, send, url, headers, body, read_timeout)
             return await self._exchange(scope, send, url, headers, body, read_timeout)
         except asyncio.CancelledError:
             if task is None or not body.disconnected:
@@ -107,7 +118,7 @@ class Forwarder:
             watch.stop()
 
     async def _exchange(
-        self, scope: Scope, send: Send, url: str, headers: Headers, body: _RequestBody, read_timeout: float | None
+        self, scope: Scope, send: Send, url: str, headers: Headers, body: RequestBody, read_timeout: float | None
     ) -> int:
         started = time.perf_counter()
         # aiohttp copies the headers into its own multidict, so a list of pairs is enough here.
@@ -137,7 +148,7 @@ class Forwarder:
                 {
                     "type": "http.response.start",
                     "status": response.status,
-                    "headers": _response_headers(response.raw_headers),
+                    "headers": response_headers(list(response.raw_headers)),
                 }
             )
             try:
@@ -163,7 +174,7 @@ def _has_body(headers: Headers) -> bool:
     return False
 
 
-class _RequestBody:
+class RequestBody:
     """The client's request body as an async iterator, and a watch for the client leaving.
 
     Only one coroutine may wait on ``receive`` at a time, so the disconnect
@@ -224,7 +235,7 @@ class _DisconnectWatch:
     because ``receive`` then returns ``http.disconnect`` at once.
     """
 
-    def __init__(self, body: _RequestBody, task: asyncio.Task | None) -> None:
+    def __init__(self, body: RequestBody, task: asyncio.Task | None) -> None:
         self.body = body
         self.task = task
         self.watcher: asyncio.Task | None = None
@@ -237,12 +248,3 @@ class _DisconnectWatch:
         self.timer.cancel()
         if self.watcher is not None:
             self.watcher.cancel()
-
-
-def _response_headers(raw_headers: tuple[tuple[bytes, bytes], ...]) -> Headers:
-    """Return the upstream's response headers as the client gets them.
-
-    Hop-by-hop headers go, and so does ``Date``, because uvicorn adds its own
-    and a response with two ``Date`` headers is invalid (RFC 9110 section 6.6.1).
-    """
-    return [(name, value) for name, value in strip_hop_by_hop(list(raw_headers)) if name.lower() != b"date"]

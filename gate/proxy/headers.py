@@ -63,6 +63,15 @@ def strip_hop_by_hop(headers: Headers) -> Headers:
     return [(name, value) for name, value in headers if canonical_name(name) not in dropped]
 
 
+def response_headers(raw_headers: Headers) -> Headers:
+    """Return the upstream's response headers as the client gets them.
+
+    Hop-by-hop headers go, and so does ``Date``, because uvicorn adds its own
+    and a response with two ``Date`` headers is invalid (RFC 9110 section 6.6.1).
+    """
+    return [(name, value) for name, value in strip_hop_by_hop(raw_headers) if name.lower() != b"date"]
+
+
 class IdentityHeaders:
     """The identity headers of one config: what to remove and what to add."""
 

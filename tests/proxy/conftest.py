@@ -16,7 +16,7 @@ from gate.app import create_app
 from gate.config.compile import load_snapshot
 from gate.keys.generate import generate_private_key, write_private_key
 from gate.keys.signing import PrivateKey
-from tests.conftest import AUDIENCE, CLIENT_ID, KID, USERNAME
+from tests.conftest import AUDIENCE, CLIENT_ID, KID, UPSTREAM_ENGINE, USERNAME
 from tests.proxy.upstreams import ScriptedUpstream
 from tests.servers import free_port, running
 
@@ -132,7 +132,7 @@ def proxy_config(gate_url: str, upstream_url: str) -> dict[str, Any]:
         "issuer": gate_url,
         "signing_keys": [{"kid": KID, "private_key_file": "signing-key.pem"}],
         "routes": proxy_routes(upstream_url),
-        "upstream_client": {"read_timeout": 2.0},
+        "upstream_client": {"read_timeout": 2.0, "engine": UPSTREAM_ENGINE},
         "identity_headers": {"claims": {"X-Gate-Roles": "roles", "X-Gate-Tenant": "tenant"}},
         "forwarding": {"trusted_proxies": ["10.0.0.0/8"]},
     }
