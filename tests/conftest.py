@@ -46,8 +46,8 @@ class GateSetup:
         return self.url
 
 
-UPSTREAM_ENGINE = os.environ.get("GATE_TEST_UPSTREAM_ENGINE", "aiohttp")
-"""The forwarding engine of the test gates: run the suite with ``GATE_TEST_UPSTREAM_ENGINE=native`` for the other."""
+UPSTREAM_ENGINE = os.environ.get("GATE_TEST_UPSTREAM_ENGINE", "native")
+"""The forwarding engine of the test gates: run the suite with ``GATE_TEST_UPSTREAM_ENGINE=aiohttp`` for the other."""
 
 
 def base_config(gate_url: str, upstream_url: str, app_token: str) -> dict[str, Any]:

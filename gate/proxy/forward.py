@@ -135,6 +135,10 @@ class Forwarder:
             response = await request
         except ClientDisconnectedError:
             raise
+        except aiohttp.ConnectionTimeoutError:
+            # A connect timeout means the upstream could not be reached (502), as with the native engine.
+            logger.warning("upstream connect timed out", extra={"event": "upstream_error", "error": "connect_timeout"})
+            raise UpstreamError(502, "The upstream could not be reached.", reason_id="upstream_unreachable") from None
         except TimeoutError:
             raise UpstreamError(504, "The upstream did not respond in time.", reason_id="upstream_timeout") from None
         except aiohttp.ClientError as error:
