@@ -86,8 +86,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--engine",
         choices=["aiohttp", "native"],
-        default="aiohttp",
-        help="gate's upstream_client.engine, also used by the bare proxy (default aiohttp)",
+        default="native",
+        help="gate's upstream_client.engine, also used by the bare proxy (default native, as in gate)",
     )
     parser.add_argument("--wrk-cpu", type=int, default=0, help="CPU for wrk and this script (default 0)")
     parser.add_argument("--server-cpu", type=int, default=1, help="CPU for every server (default 1)")
