@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +19,8 @@ from gate.keys.signing import Keyring, SigningKey
 ACCESS_TOKEN_TYPE = "at+jwt"
 
 _ALGORITHMS = get_default_algorithms()
+JTI_BYTES = 16
+_JTI_BATCH = 64
 _ECDSA_SHA256 = ec.ECDSA(SHA256())
 _P256_BYTES = 32
 # ``json.dumps`` with ``separators`` builds a new encoder per call; one is made here.
@@ -39,6 +41,32 @@ class IssuedToken:
 def _base64url(data: bytes) -> bytes:
     """Encode ``data`` as base64url without padding (RFC 7515 section 2)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+class JtiSource:
+    """Random ``jti`` values (RFC 7519 section 4.1.7), 128 bits each, read from the OS in batches.
+
+    Each value is 16 fresh bytes of ``os.urandom``, as ``secrets.token_urlsafe(16)``
+    gave, so a ``jti`` stays unique across processes and replicas without
+    coordination and tells nothing about other tokens (a per-process prefix
+    plus a counter would be unique too, but would show a token holder how many
+    tokens the process issued). One ``getrandom`` call serves 64 tokens: the
+    call per token was about 0.9 µs of the endpoint's 90. A byte is never
+    handed out twice: the batch is consumed front to back and refilled when empty.
+    An instance belongs to one thread; gate issues tokens on its event loop.
+    """
+
+    def __init__(self) -> None:
+        self._batch = b""
+        self._offset = 0
+
+    def next(self) -> str:
+        if self._offset >= len(self._batch):
+            self._batch = os.urandom(JTI_BYTES * _JTI_BATCH)
+            self._offset = 0
+        start = self._offset
+        self._offset = start + JTI_BYTES
+        return _base64url(self._batch[start : start + JTI_BYTES]).decode("ascii")
 
 
 class CompactSigner:
@@ -83,6 +111,7 @@ class TokenIssuer:
         self.issuer = issuer
         self.keyring = keyring
         self._signers: dict[str, CompactSigner] = {}
+        self._jti = JtiSource()
 
     def issue(
         self,
@@ -96,7 +125,7 @@ class TokenIssuer:
     ) -> IssuedToken:
         """Sign a token for ``subject`` that expires in ``lifetime`` seconds."""
         now = int(time.time())
-        jti = secrets.token_urlsafe(16)
+        jti = self._jti.next()
         claims: dict[str, Any] = {
             **(extra_claims or {}),
             "iss": self.issuer,

@@ -12,7 +12,7 @@ import pytest
 
 from gate.keys.generate import generate_private_key
 from gate.keys.signing import Keyring, SigningKey, algorithm_for
-from gate.tokens.issuer import ACCESS_TOKEN_TYPE, CompactSigner, TokenIssuer
+from gate.tokens.issuer import ACCESS_TOKEN_TYPE, JTI_BYTES, CompactSigner, JtiSource, TokenIssuer
 
 CLAIMS: dict[str, Any] = {
     "iss": "https://gate.test",
@@ -73,6 +73,15 @@ def test_tampered_token_does_not_verify() -> None:
 
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(f"{header}.{forged}.{signature}", key.public_key, algorithms=["ES256"], audience="api")  # type: ignore[arg-type]
+
+
+def test_jti_values_are_distinct_and_128_bits_across_batches() -> None:
+    source = JtiSource()
+
+    values = [source.next() for _ in range(1000)]
+
+    assert len(set(values)) == len(values)
+    assert {len(base64.urlsafe_b64decode(value + "==")) for value in values} == {JTI_BYTES}
 
 
 def test_issuer_signs_with_the_new_active_key_after_rotation() -> None:
