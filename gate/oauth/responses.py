@@ -10,11 +10,13 @@ from starlette.responses import Response
 from gate.errors import OAuthError
 
 NO_STORE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# ``json.dumps`` with ``separators`` builds a new encoder per call; one is made here.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        json.dumps(body, separators=(",", ":")),
+        _COMPACT_JSON.encode(body),
         status_code=status,
         media_type="application/json",
         headers={**NO_STORE_HEADERS, **(headers or {})},
