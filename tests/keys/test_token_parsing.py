@@ -14,6 +14,7 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.hashes import SHA256
 
 from gate.keys.jwk import TrustedKey
 from gate.tokens.claims import TokenRejected
@@ -162,3 +163,38 @@ def test_odd_time_claim_survives_json() -> None:
     payload = json.loads(json.dumps({"exp": float("nan")}))  # Python's json reads NaN, as PyJWT's does
 
     assert payload["exp"] != payload["exp"]
+
+
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def es256_signature_cases() -> dict[str, bytes]:
+    """Signatures for the signing input of ``signed()``: one valid, the others each broken in one way."""
+    parsed = parse_token(signed())
+    good = parsed.signature
+    r, s = good[:32], good[32:]
+    return {
+        "valid": good,
+        "flipped_bit": good[:10] + bytes([good[10] ^ 1]) + good[11:],
+        "swapped_r_s": s + r,
+        "truncated": good[:63],
+        "one_byte_longer": good + b"\x00",
+        "empty": b"",
+        "zero_r": bytes(32) + s,
+        "zero_s": r + bytes(32),
+        "r_is_the_order": P256_ORDER.to_bytes(32, "big") + s,
+        "s_plus_order_overflows": r + (int.from_bytes(s, "big") + P256_ORDER).to_bytes(33, "big")[-32:],
+        "der_encoded": PRIVATE_KEY.sign(parsed.signing_input, ec.ECDSA(SHA256())),
+    }
+
+
+@pytest.mark.parametrize("case", list(es256_signature_cases()))
+def test_es256_check_agrees_with_pyjwt(case: str) -> None:
+    parsed = parse_token(signed())
+    signature = es256_signature_cases()[case]
+    algorithm = jwt.algorithms.ECAlgorithm(jwt.algorithms.ECAlgorithm.SHA256)
+
+    ours = _verifies(parsed._replace(signature=signature), trusted(PRIVATE_KEY), "ES256")
+
+    assert ours is algorithm.verify(parsed.signing_input, PRIVATE_KEY.public_key(), signature)
+    assert ours is (case == "valid")
