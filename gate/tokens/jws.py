@@ -16,7 +16,6 @@ object the key store loaded, so no key is parsed or derived per token.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -38,6 +37,12 @@ from gate.tokens.claims import TokenRejected
 MAX_TOKEN_LENGTH = 16 * 1024
 
 _BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
+_URLSAFE_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# The 6-bit value of each base64url character, by its byte; other bytes never reach the lookup.
+_SEXTET = bytes(_URLSAFE_ALPHABET.index(byte) if byte in _URLSAFE_ALPHABET else 0 for byte in range(256))
+_UNUSED_BITS = {2: 0x0F, 3: 0x03}
+_TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
+_PADDING = (b"", b"", b"==", b"=")
 _ALGORITHMS = get_default_algorithms()
 _ECDSA_SHA256 = ec.ECDSA(SHA256())
 _P256_BYTES = 32
@@ -72,23 +77,24 @@ def _decode_segment(segment: bytes) -> bytes:
     Up to two ``=`` are tolerated on a segment whose length is a multiple of
     four, as PyJWT does for issuers that pad. Characters outside the URL-safe
     alphabet, a length that no encoding produces, and non-zero trailing bits
-    (a second spelling of the same bytes) are rejected.
+    (a second spelling of the same bytes) are rejected. The trailing bits
+    are read from the last character alone: with 2 or 3 characters in the
+    last quantum, its low 4 or 2 bits encode nothing and must be zero.
     """
     stripped = segment.rstrip(b"=")
     padding = len(segment) - len(stripped)
-    if padding > 2 or (padding and len(segment) % 4) or len(stripped) % 4 == 1:
+    remainder = len(stripped) % 4
+    if padding > 2 or (padding and len(segment) % 4) or remainder == 1:
         raise _malformed()
     if not _BASE64URL.fullmatch(stripped):
         raise _malformed()
+    if remainder and _SEXTET[stripped[-1]] & _UNUSED_BITS[remainder]:
+        raise _malformed()
 
     try:
-        decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+        return binascii.a2b_base64(stripped.translate(_TO_STANDARD_ALPHABET) + _PADDING[remainder])
     except (binascii.Error, ValueError):
         raise _malformed() from None
-
-    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
-        raise _malformed()
-    return decoded
 
 
 def parse_token(token: str) -> ParsedToken:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 
 from gate.keys.jwk import TrustedKey
 from gate.tokens.claims import TokenRejected
-from gate.tokens.jws import MAX_TOKEN_LENGTH, _verifies, claims_of, parse_token
+from gate.tokens.jws import MAX_TOKEN_LENGTH, _decode_segment, _verifies, claims_of, parse_token
 
 PRIVATE_KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -75,6 +75,39 @@ def _stray_bits(token: str) -> str:
     head, signature = token.rsplit(".", 1)
     last = ALPHABET.index(signature[-1])
     return f"{head}.{signature[:-1]}{ALPHABET[last | 1]}"
+
+
+def reference_decode(segment: bytes) -> bytes | None:
+    """The strict decoding by round trip: decode, then require that encoding gives the same characters back."""
+    stripped = segment.rstrip(b"=")
+    padding = len(segment) - len(stripped)
+    if padding > 2 or (padding and len(segment) % 4) or len(stripped) % 4 == 1:
+        return None
+    if any(byte not in ALPHABET.encode() for byte in stripped):
+        return None
+    decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+    return decoded if base64.urlsafe_b64encode(decoded).rstrip(b"=") == stripped else None
+
+
+def segments_to_compare() -> list[bytes]:
+    """Every last character after 0 to 3 full quanta plus 1, 2 or 3 characters, padded and not, and odd bytes."""
+    found = []
+    for prefix in (b"", b"eyJh", b"eyJhbGci"):
+        for middle in (b"", b"Q", b"QU"):
+            for last in ALPHABET.encode() + b"=+/.\x00":
+                segment = prefix + middle + bytes([last])
+                found += [segment, segment + b"=", segment + b"=="]
+    return found
+
+
+def test_segment_decoding_matches_the_round_trip_rule() -> None:
+    for segment in segments_to_compare():
+        expected = reference_decode(segment)
+        try:
+            decoded: bytes | None = _decode_segment(segment)
+        except TokenRejected:
+            decoded = None
+        assert decoded == expected, segment
 
 
 MALFORMED = {
