@@ -12,7 +12,7 @@ import pytest
 
 from gate.keys.generate import generate_private_key
 from gate.keys.signing import Keyring, SigningKey, algorithm_for
-from gate.tokens.issuer import ACCESS_TOKEN_TYPE, JTI_BYTES, CompactSigner, JtiSource, TokenIssuer
+from gate.tokens.issuer import ACCESS_TOKEN_TYPE, JTI_BYTES, CompactSigner, JtiSource, TokenIssuer, compact_json
 
 CLAIMS: dict[str, Any] = {
     "iss": "https://gate.test",
@@ -46,15 +46,44 @@ def test_token_verifies_with_pyjwt(algorithm: str) -> None:
 
 
 @pytest.mark.parametrize("algorithm", ["ES256", "RS256", "EdDSA"])
-def test_header_and_payload_bytes_match_jwt_encode(algorithm: str) -> None:
+def test_header_bytes_and_claims_match_jwt_encode(algorithm: str) -> None:
     key = signing_key(algorithm)
     headers = {"typ": ACCESS_TOKEN_TYPE, "kid": key.kid}
 
     ours = CompactSigner(key, ACCESS_TOKEN_TYPE).sign(dict(CLAIMS))
     pyjwt = jwt.encode(dict(CLAIMS), key.private_key, algorithm=algorithm, headers=headers)  # type: ignore[arg-type]
 
-    assert ours.split(".")[:2] == pyjwt.split(".")[:2]
+    assert ours.split(".")[0] == pyjwt.split(".")[0]
     assert json.loads(segment(ours, 0)) == {"alg": algorithm, "kid": "k1", "typ": "at+jwt"}
+    assert json.loads(segment(ours, 1)) == json.loads(segment(pyjwt, 1)) == CLAIMS
+
+
+COMPACT_JSON_CASES: dict[str, Any] = {
+    "ascii claims": {"sub": "robot", "exp": 1_700_000_600, "aud": ["a", "b"]},
+    "non-ascii and line separator": {"name": 'Zoë \u2028 "q"'},
+    "integer beyond 64 bits": {"n": 2**70, "m": -(2**70)},
+    "lone surrogate": {"s": "a\ud800b"},
+    "nested": {"a": {"b": [1, 2.5, True, None]}},
+}
+
+
+@pytest.mark.parametrize("value", COMPACT_JSON_CASES.values(), ids=COMPACT_JSON_CASES.keys())
+def test_compact_json_decodes_to_the_same_value(value: dict[str, Any]) -> None:
+    encoded = compact_json(value)
+
+    assert json.loads(encoded) == value
+    assert b'": ' not in encoded and b', "' not in encoded
+
+
+@pytest.mark.parametrize("claims", COMPACT_JSON_CASES.values(), ids=COMPACT_JSON_CASES.keys())
+def test_claims_orjson_refuses_still_sign_and_verify(claims: dict[str, Any]) -> None:
+    key = signing_key("ES256")
+
+    token = CompactSigner(key, ACCESS_TOKEN_TYPE).sign({**claims, "exp": int(time.time()) + 60})
+
+    options = {"verify_aud": False}
+    decoded = jwt.decode(token, key.public_key, algorithms=["ES256"], options=options)  # type: ignore[arg-type]
+    assert decoded == {**claims, "exp": decoded["exp"]}
 
 
 def test_es256_signature_is_raw_r_and_s() -> None:
