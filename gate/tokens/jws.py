@@ -7,11 +7,12 @@ key for the ``kid``. Header members that carry or point to keys (``jwk``,
 ``jku``, ``x5u``, ``x5c``) are never read. PyJWT errors become
 ``TokenRejected`` here and nowhere else.
 
-A token is parsed once (``parse_token``): its three segments are decoded with
-the strict base64url rules of RFC 7515 section 2 (URL-safe alphabet, no
-padding beyond what a full quantum needs, no stray bits), and the signature is
-checked with PyJWT's algorithm object for the header's ``alg`` on the key
-object the key store loaded, so no key is parsed or derived per token.
+A token is parsed once (``parse_token``). Its three segments are decoded with
+the strict base64url rules of RFC 7515 section 2: URL-safe alphabet, no
+padding beyond what a full quantum needs, no stray bits. The signature is
+checked on the key object the key store loaded, so no key is parsed or derived
+per token. ES256 with a P-256 key is checked here directly, and every other
+algorithm with PyJWT's algorithm object for the header's ``alg``.
 """
 
 from __future__ import annotations
