@@ -76,9 +76,9 @@ class GateApp:
         # ordinary path that the routes may send upstream.
         if holder.current.config.admin_listen is None:
             self._fixed["/metrics"] = request_response(metrics.metrics_endpoint)
-        self._token_endpoint = request_response(TokenEndpoint(holder, self.state))
-        self._introspection_endpoint = request_response(IntrospectionEndpoint(holder, self.state))
-        self._revocation_endpoint = request_response(RevocationEndpoint(holder, self.state))
+        self._token_endpoint = TokenEndpoint(holder, self.state).asgi
+        self._introspection_endpoint = IntrospectionEndpoint(holder, self.state).asgi
+        self._revocation_endpoint = RevocationEndpoint(holder, self.state).asgi
 
     def endpoint_for(self, snapshot: Snapshot, path: str) -> ASGIApp | None:
         """Return gate's own endpoint at ``path``, or ``None`` for the proxy."""

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from gate.config.snapshot import Snapshot, SnapshotHolder
 from gate.errors import OAuthError
@@ -29,6 +30,17 @@ class OAuthEndpoint:
         self.holder = holder
         self.state = state
         self.authenticator = ClientAuthenticator(state)
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request as an ASGI app.
+
+        Starlette's ``request_response`` wraps each call in its exception
+        handler layer (two closures and a wrapped ``send``), which does
+        nothing here: gate's app registers no exception handlers, and this
+        method answers every ``OAuthError`` itself.
+        """
+        response = await self(Request(scope, receive, send))
+        await response(scope, receive, send)
 
     async def __call__(self, request: Request) -> Response:
         snapshot = self.holder.current

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.responses import Response
 
 from gate.errors import OAuthError
+from gate.tokens.issuer import compact_json
 
 NO_STORE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        json.dumps(body, separators=(",", ":")),
+        compact_json(body),
         status_code=status,
         media_type="application/json",
         headers={**NO_STORE_HEADERS, **(headers or {})},

@@ -21,6 +21,7 @@ import logging
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -97,6 +98,22 @@ class Requirements:
             policy=compiled,
         )
 
+    @cached_property
+    def steps(self) -> tuple[AuthorizeStep, ...]:
+        """The steps of ``AUTHORIZE_STEPS`` that can reject a token here, chosen once per object.
+
+        Issuer and audience always run; scopes when scopes are required,
+        claims when claim values are, policy when there is a policy.
+        """
+        can_reject = {
+            "issuer": True,
+            "audience": True,
+            "scopes": bool(self.scopes),
+            "claims": bool(self.claims),
+            "policy": self.policy is not None,
+        }
+        return tuple(step for name, step in AUTHORIZE_STEPS if can_reject[name])
+
 
 def policy_headers(headers: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
     """Return request headers for a policy: lower-case names, repeated values joined by ``", "``.
@@ -135,8 +152,12 @@ def token_scopes(token: VerifiedToken) -> frozenset[str]:
 
 
 def authorize(requirements: Requirements, token: VerifiedToken, request: RequestFacts) -> None:
-    """Raise ``BearerError`` unless ``token`` meets ``requirements`` for ``request``."""
-    for _name, step in AUTHORIZE_STEPS:
+    """Raise ``BearerError`` unless ``token`` meets ``requirements`` for ``request``.
+
+    Runs ``requirements.steps``: a scopes, claims or policy step with
+    nothing configured passes every token, so it is left out.
+    """
+    for step in requirements.steps:
         step(requirements, token, request)
 
 

@@ -14,10 +14,11 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.hashes import SHA256
 
 from gate.keys.jwk import TrustedKey
 from gate.tokens.claims import TokenRejected
-from gate.tokens.jws import MAX_TOKEN_LENGTH, _verifies, claims_of, parse_token
+from gate.tokens.jws import MAX_TOKEN_LENGTH, _decode_segment, _verifies, claims_of, parse_token
 
 PRIVATE_KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -74,6 +75,39 @@ def _stray_bits(token: str) -> str:
     head, signature = token.rsplit(".", 1)
     last = ALPHABET.index(signature[-1])
     return f"{head}.{signature[:-1]}{ALPHABET[last | 1]}"
+
+
+def reference_decode(segment: bytes) -> bytes | None:
+    """The strict decoding by round trip: decode, then require that encoding gives the same characters back."""
+    stripped = segment.rstrip(b"=")
+    padding = len(segment) - len(stripped)
+    if padding > 2 or (padding and len(segment) % 4) or len(stripped) % 4 == 1:
+        return None
+    if any(byte not in ALPHABET.encode() for byte in stripped):
+        return None
+    decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+    return decoded if base64.urlsafe_b64encode(decoded).rstrip(b"=") == stripped else None
+
+
+def segments_to_compare() -> list[bytes]:
+    """Every last character after 0 to 3 full quanta plus 1, 2 or 3 characters, padded and not, and odd bytes."""
+    found = []
+    for prefix in (b"", b"eyJh", b"eyJhbGci"):
+        for middle in (b"", b"Q", b"QU"):
+            for last in ALPHABET.encode() + b"=+/.\x00":
+                segment = prefix + middle + bytes([last])
+                found += [segment, segment + b"=", segment + b"=="]
+    return found
+
+
+def test_segment_decoding_matches_the_round_trip_rule() -> None:
+    for segment in segments_to_compare():
+        expected = reference_decode(segment)
+        try:
+            decoded: bytes | None = _decode_segment(segment)
+        except TokenRejected:
+            decoded = None
+        assert decoded == expected, segment
 
 
 MALFORMED = {
@@ -162,3 +196,38 @@ def test_odd_time_claim_survives_json() -> None:
     payload = json.loads(json.dumps({"exp": float("nan")}))  # Python's json reads NaN, as PyJWT's does
 
     assert payload["exp"] != payload["exp"]
+
+
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def es256_signature_cases() -> dict[str, bytes]:
+    """Signatures for the signing input of ``signed()``: one valid, the others each broken in one way."""
+    parsed = parse_token(signed())
+    good = parsed.signature
+    r, s = good[:32], good[32:]
+    return {
+        "valid": good,
+        "flipped_bit": good[:10] + bytes([good[10] ^ 1]) + good[11:],
+        "swapped_r_s": s + r,
+        "truncated": good[:63],
+        "one_byte_longer": good + b"\x00",
+        "empty": b"",
+        "zero_r": bytes(32) + s,
+        "zero_s": r + bytes(32),
+        "r_is_the_order": P256_ORDER.to_bytes(32, "big") + s,
+        "s_plus_order_overflows": r + (int.from_bytes(s, "big") + P256_ORDER).to_bytes(33, "big")[-32:],
+        "der_encoded": PRIVATE_KEY.sign(parsed.signing_input, ec.ECDSA(SHA256())),
+    }
+
+
+@pytest.mark.parametrize("case", list(es256_signature_cases()))
+def test_es256_check_agrees_with_pyjwt(case: str) -> None:
+    parsed = parse_token(signed())
+    signature = es256_signature_cases()[case]
+    algorithm = jwt.algorithms.ECAlgorithm(jwt.algorithms.ECAlgorithm.SHA256)
+
+    ours = _verifies(parsed._replace(signature=signature), trusted(PRIVATE_KEY), "ES256")
+
+    assert ours is algorithm.verify(parsed.signing_input, PRIVATE_KEY.public_key(), signature)
+    assert ours is (case == "valid")
