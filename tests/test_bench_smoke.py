@@ -43,7 +43,7 @@ def test_bench_quick_run_prints_ratios() -> None:
     assert completed.returncode == 0, output
     for line in RATIO_LINES:
         assert line in completed.stdout, f"missing {line!r} in:\n{output}"
-    for scenario in ("direct upstream", "bare proxy (aiohttp, no auth)", "gate, protected route, warm"):
+    for scenario in ("direct upstream", "bare proxy (native, no auth)", "gate, protected route, warm"):
         assert scenario in completed.stdout, f"no table row for {scenario!r} in:\n{output}"
     assert "load average before:" in completed.stdout
     assert "load average after:" in completed.stdout
