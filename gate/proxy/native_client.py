@@ -113,7 +113,7 @@ async def _send_request(
         connection.write(head)
         written = True
         if body.has_body:
-            upload = asyncio.ensure_future(_upload(connection, body, chunked))
+            upload = asyncio.ensure_future(_upload(connection, body, chunked, read_timeout))
             upload.add_done_callback(connection.wake)
 
         while not connection.headers_done:
@@ -135,7 +135,7 @@ async def _send_request(
         raise
 
 
-async def _upload(connection: UpstreamConnection, body: RequestBody, chunked: bool) -> None:
+async def _upload(connection: UpstreamConnection, body: RequestBody, chunked: bool, read_timeout: float) -> None:
     async for chunk in body.chunks():
         if chunked:
             connection.write(b"%x\r\n" % len(chunk))
@@ -143,7 +143,7 @@ async def _upload(connection: UpstreamConnection, body: RequestBody, chunked: bo
             connection.write(b"\r\n")
         else:
             connection.write(chunk)
-        await connection.drain()
+        await connection.drain(read_timeout)  # an upstream that stops reading the body times out
     if chunked:
         connection.write(b"0\r\n\r\n")
 
@@ -212,7 +212,13 @@ class ConnectionPool:
             waiter = asyncio.get_running_loop().create_future()
             self.waiters.append(waiter)
             try:
-                await waiter
+                async with asyncio.timeout(self.connect_timeout):
+                    await waiter
+            except TimeoutError:
+                logger.warning("no upstream connection free", extra={"event": "upstream_error", "error": "pool_full"})
+                raise UpstreamError(
+                    502, "The upstream could not be reached.", reason_id="upstream_pool_exhausted"
+                ) from None
             finally:
                 if waiter in self.waiters:
                     self.waiters.remove(waiter)

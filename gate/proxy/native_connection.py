@@ -14,11 +14,13 @@ import asyncio
 import time
 from typing import cast
 
-from httptools import HttpParserError, HttpResponseParser
+from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from gate.proxy.headers import Headers
 
 READ_HIGH_WATER = 256 * 1024
+# Larger header sections are rejected with 502, as aiohttp's limits would reject them.
+MAX_HEADER_BYTES = 64 * 1024
 """Queued response bytes above which the connection stops reading from the upstream."""
 
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -51,6 +53,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_request = head_request
         self.status = 0
         self.headers: Headers = []
+        self.header_bytes = 0
         self.headers_done = False
         self.informational = False
         self.complete = False
@@ -76,7 +79,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.received = True
         try:
             self.parser.feed_data(data)
-        except HttpParserError:
+        except (HttpParserError, HttpParserUpgrade):
+            # A parse error, a second response, oversized headers or a 101
+            # upgrade: the connection cannot carry this exchange or another.
             self.broken = True
             self.abort()
         self.wake()
@@ -101,9 +106,19 @@ class UpstreamConnection(asyncio.Protocol):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
+        if self.headers_done:
+            # A second response to one request must never replace the first's
+            # status and headers; raising stops the parser and breaks the connection.
+            raise _ExtraResponseError
         self.headers = []
+        self.header_bytes = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.headers_done:
+            return  # trailer fields are not merged into the header section (RFC 9110 section 6.5.1)
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            raise _HeadersTooLargeError
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -169,16 +184,22 @@ class UpstreamConnection(asyncio.Protocol):
             raise ConnectionLostError
         self.transport.write(data)
 
-    async def drain(self) -> None:
-        """Wait while the transport's write buffer is above its high-water mark."""
+    async def drain(self, stall_timeout: float | None = None) -> None:
+        """Wait while the transport's write buffer is above its high-water mark.
+
+        Raise ``TimeoutError`` when it stays there ``stall_timeout`` seconds, because the upstream stopped reading.
+        """
         while self.write_paused:
             if self.closed:
                 raise ConnectionLostError
             waiter = self.loop.create_future()
             self.write_waiter = waiter
+            timer = None if stall_timeout is None else self.loop.call_later(stall_timeout, _expire, waiter)
             try:
                 await waiter
             finally:
+                if timer is not None:
+                    timer.cancel()
                 self.write_waiter = None
         if self.closed:
             raise ConnectionLostError
@@ -211,3 +232,11 @@ class UpstreamConnection(asyncio.Protocol):
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
+
+
+class _ExtraResponseError(Exception):
+    """A second response arrived for one request."""
+
+
+class _HeadersTooLargeError(Exception):
+    """The upstream's header section is larger than ``MAX_HEADER_BYTES``."""

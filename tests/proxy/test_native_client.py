@@ -293,3 +293,79 @@ async def test_slow_client_pauses_upstream_reads() -> None:
     assert exchange.finished
     # Without paused reads a slow client lets megabytes pile up between two messages.
     assert max(len(message.get("body", b"")) for message in exchange.messages) <= 2 * READ_HIGH_WATER
+
+
+async def test_second_response_never_replaces_first() -> None:
+    raw = (
+        OK
+        + b"HTTP/1.1 302 Found\r\nLocation: http://elsewhere.example/\r\nSet-Cookie: a=1\r\nContent-Length: 0\r\n\r\n"
+    )
+    client = native_client()
+    async with scripted(answer(raw)) as server:
+        first = await forward(client, server.url + "/a")
+        second = await forward(client, server.url + "/b")
+
+    assert first.status == 200
+    assert first.body == b"ok"
+    assert b"location" not in [name.lower() for name, _ in first.headers]
+    assert second.status == 200
+    assert server.connections == 2
+
+
+async def test_trailers_not_merged_into_headers() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    async with scripted(answer(raw)) as server:
+        exchange = await forward(native_client(), server.url + "/a")
+
+    assert exchange.body == b"hello"
+    assert b"x-trailer" not in [name.lower() for name, _ in exchange.headers]
+
+
+async def test_oversized_response_headers_are_502() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nX-Long: " + b"x" * (100 * 1024) + b"\r\nContent-Length: 2\r\n\r\nok"
+    async with scripted(answer(raw)) as server:
+        with pytest.raises(UpstreamError) as raised:
+            await forward(native_client(), server.url + "/a")
+
+    assert raised.value.status == 502
+
+
+async def test_upgrade_response_is_502() -> None:
+    raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    async with scripted(answer(raw)) as server:
+        with pytest.raises(UpstreamError) as raised:
+            await forward(native_client(), server.url + "/a")
+
+    assert raised.value.status == 502
+
+
+async def test_full_pool_wait_is_bounded() -> None:
+    async def stall(request: Request, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(2)
+        return False
+
+    client = native_client(max_connections=1, connect_timeout=0.2)
+    async with scripted(stall) as server:
+        results = await asyncio.gather(
+            forward(client, server.url + "/held", read_timeout=1.0),
+            forward(client, server.url + "/queued", read_timeout=1.0),
+            return_exceptions=True,
+        )
+
+    reasons = sorted(result.reason_id for result in results if isinstance(result, UpstreamError))
+    assert reasons == ["upstream_pool_exhausted", "upstream_timeout"]
+
+
+async def test_upstream_not_reading_body_is_504() -> None:
+    async def never_reads(request: Request, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(5)
+        return False
+
+    chunks = [b"x" * (1024 * 1024)] * 64
+    async with scripted(never_reads) as server:
+        with pytest.raises(UpstreamError) as raised:
+            await asyncio.wait_for(
+                forward(native_client(), server.url + "/upload", method="POST", body=chunks, read_timeout=0.3), 4
+            )
+
+    assert raised.value.status == 504
