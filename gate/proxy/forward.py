@@ -1,10 +1,11 @@
-"""Streaming requests to upstreams through one pooled aiohttp session, or the native client.
+"""Streaming requests to upstreams through gate's native client, or one pooled aiohttp session.
 
-aiohttp was chosen over httpx by measurement: see bench/forwarding-clients.md.
-aiohttp errors are translated into ``UpstreamError`` here and nowhere else.
-With ``upstream_client.engine: native``, plain-HTTP upstreams go through
-``gate.proxy.native_client`` instead, which raises ``UpstreamError`` itself;
-HTTPS upstreams and WebSockets stay on aiohttp.
+With ``upstream_client.engine: native`` (the default), plain-HTTP upstreams go
+through ``gate.proxy.native_client``, which raises ``UpstreamError`` itself and
+costs about half of aiohttp's CPU per request (bench/README.md). HTTPS
+upstreams, WebSockets and ``engine: aiohttp`` use aiohttp, chosen over httpx
+by measurement (bench/forwarding-clients.md); aiohttp errors are translated
+into ``UpstreamError`` here and nowhere else.
 
 Bodies are streamed chunk by chunk in both directions, so memory does not
 grow with their size. Response bodies are passed on byte for byte
