@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import yaml
 
@@ -24,6 +26,24 @@ AUDIENCE = "orders-api"
 KID = "test-key-1"
 OTHER_USERNAME = "billing-robot"  # a service account the client does not list
 OTHER_APP_TOKEN = "billing-robot-app-token-used-only-in-tests"
+
+
+def sign_access_token(private_key: PrivateKey, issuer: str, *, scope: str, **overrides: object) -> str:
+    """Sign an access token as gate would, for the test client; an override of ``None`` drops that claim."""
+    now = int(time.time())
+    claims = {
+        "iss": issuer,
+        "sub": USERNAME,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 120,
+        "jti": f"test-{time.monotonic_ns()}",
+        "client_id": CLIENT_ID,
+        "scope": scope,
+        **overrides,
+    }
+    claims = {key: value for key, value in claims.items() if value is not None}
+    return jwt.encode(claims, private_key, algorithm="ES256", headers={"typ": "at+jwt", "kid": KID})
 
 
 @dataclass

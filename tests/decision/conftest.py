@@ -16,7 +16,7 @@ from gate.app import GateApp, create_app
 from gate.config.compile import load_snapshot
 from gate.keys.generate import generate_private_key, write_private_key
 from gate.keys.signing import PrivateKey
-from tests.conftest import AUDIENCE, CLIENT_ID, KID, USERNAME
+from tests.conftest import AUDIENCE, KID, USERNAME, sign_access_token
 from tests.proxy.conftest import POLICY
 from tests.servers import RecordingUpstream, free_port, running
 
@@ -88,20 +88,7 @@ class DecisionGate:
 
     def token(self, **overrides: object) -> str:
         """A gate-signed access token with claims the test chooses; ``None`` drops a claim."""
-        now = int(time.time())
-        claims = {
-            "iss": self.issuer,
-            "sub": USERNAME,
-            "aud": AUDIENCE,
-            "iat": now,
-            "exp": now + 120,
-            "jti": f"test-{time.monotonic_ns()}",
-            "client_id": CLIENT_ID,
-            "scope": "orders:read",
-            **overrides,
-        }
-        claims = {key: value for key, value in claims.items() if value is not None}
-        return jwt.encode(claims, self.private_key, algorithm="ES256", headers={"typ": "at+jwt", "kid": KID})
+        return sign_access_token(self.private_key, self.issuer, scope="orders:read", **overrides)
 
     def foreign_token(self) -> str:
         """A token with gate's kid and claims, signed by a key gate does not have."""

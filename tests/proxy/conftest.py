@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 import yaml
 
@@ -16,7 +14,7 @@ from gate.app import create_app
 from gate.config.compile import load_snapshot
 from gate.keys.generate import generate_private_key, write_private_key
 from gate.keys.signing import PrivateKey
-from tests.conftest import AUDIENCE, CLIENT_ID, KID, UPSTREAM_ENGINE, USERNAME
+from tests.conftest import AUDIENCE, CLIENT_ID, KID, UPSTREAM_ENGINE, sign_access_token
 from tests.proxy.upstreams import ScriptedUpstream
 from tests.servers import free_port, running
 
@@ -108,20 +106,7 @@ class ProxyGate:
 
     def token(self, **overrides: object) -> str:
         """A gate-signed access token for the test client, with claims the test chooses."""
-        now = int(time.time())
-        claims = {
-            "iss": self.issuer,
-            "sub": USERNAME,
-            "aud": AUDIENCE,
-            "iat": now,
-            "exp": now + 120,
-            "jti": f"test-{time.monotonic_ns()}",
-            "client_id": CLIENT_ID,
-            "scope": "orders:read orders:write",
-            **overrides,
-        }
-        claims = {key: value for key, value in claims.items() if value is not None}
-        return jwt.encode(claims, self.private_key, algorithm="ES256", headers={"typ": "at+jwt", "kid": KID})
+        return sign_access_token(self.private_key, self.issuer, scope="orders:read orders:write", **overrides)
 
     def count(self) -> int:
         return len(self.upstream.received)
