@@ -28,7 +28,7 @@ OTHER_USERNAME = "billing-robot"  # a service account the client does not list
 OTHER_APP_TOKEN = "billing-robot-app-token-used-only-in-tests"
 
 
-def sign_access_token(private_key: PrivateKey, issuer: str, *, scope: str, **overrides: object) -> str:
+def sign_access_token(private_key: PrivateKey, issuer: str, overrides: dict[str, object]) -> str:
     """Sign an access token as gate would, for the test client; an override of ``None`` drops that claim."""
     now = int(time.time())
     claims = {
@@ -39,7 +39,6 @@ def sign_access_token(private_key: PrivateKey, issuer: str, *, scope: str, **ove
         "exp": now + 120,
         "jti": f"test-{time.monotonic_ns()}",
         "client_id": CLIENT_ID,
-        "scope": scope,
         **overrides,
     }
     claims = {key: value for key, value in claims.items() if value is not None}

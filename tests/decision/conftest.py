@@ -88,7 +88,7 @@ class DecisionGate:
 
     def token(self, **overrides: object) -> str:
         """A gate-signed access token with claims the test chooses; ``None`` drops a claim."""
-        return sign_access_token(self.private_key, self.issuer, scope="orders:read", **overrides)
+        return sign_access_token(self.private_key, self.issuer, {"scope": "orders:read", **overrides})
 
     def foreign_token(self) -> str:
         """A token with gate's kid and claims, signed by a key gate does not have."""

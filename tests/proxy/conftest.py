@@ -106,7 +106,7 @@ class ProxyGate:
 
     def token(self, **overrides: object) -> str:
         """A gate-signed access token for the test client, with claims the test chooses."""
-        return sign_access_token(self.private_key, self.issuer, scope="orders:read orders:write", **overrides)
+        return sign_access_token(self.private_key, self.issuer, {"scope": "orders:read orders:write", **overrides})
 
     def count(self) -> int:
         return len(self.upstream.received)
