@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from gate.oauth.secret_hashes import SECRET_HASH_PATTERN
 from gate.state import settings as state_defaults
@@ -38,6 +38,17 @@ ASYMMETRIC_ALGORITHM_NAMES = (
 
 Seconds = Annotated[int, Field(gt=0)]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+def _check_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or CIDR network such as '10.0.0.0/8'") from None
+    return value
+
+
+Network = Annotated[NonEmptyStr, AfterValidator(_check_network)]
 
 
 class StrictModel(BaseModel):
@@ -416,18 +427,8 @@ class IdentityHeadersConfig(StrictModel):
 class ForwardingConfig(StrictModel):
     """The X-Forwarded-* and X-Request-Id headers gate sends upstream."""
 
-    trusted_proxies: list[NonEmptyStr] = Field(default_factory=list)
+    trusted_proxies: list[Network] = Field(default_factory=list)
     keep_request_id: bool = False
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _check_networks(cls, networks: list[str]) -> list[str]:
-        for network in networks:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r} is not an IP address or CIDR network such as '10.0.0.0/8'") from None
-        return networks
 
 
 class DecisionEndpointConfig(StrictModel):
@@ -448,7 +449,7 @@ class DecisionEndpointConfig(StrictModel):
 
     path: NonEmptyStr
     ingress: Literal["nginx", "traefik", "envoy"]
-    trusted_ingresses: list[NonEmptyStr] = Field(min_length=1)
+    trusted_ingresses: list[Network] = Field(min_length=1)
 
     @field_validator("path")
     @classmethod
@@ -456,16 +457,6 @@ class DecisionEndpointConfig(StrictModel):
         if not re.match(r"^(/[A-Za-z0-9\-._~]+)+/?$", path):
             raise ValueError("expected a path such as '/auth/decision' made of letters, digits and '-._~'")
         return path.rstrip("/")
-
-    @field_validator("trusted_ingresses")
-    @classmethod
-    def _check_networks(cls, networks: list[str]) -> list[str]:
-        for network in networks:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r} is not an IP address or CIDR network such as '10.0.0.0/8'") from None
-        return networks
 
 
 class RateLimitConfig(StrictModel):
