@@ -99,7 +99,7 @@ class BearerError(GateError):
 class KeysUnavailableError(BearerError):
     """The keys of the token's issuer cannot be loaded, so the token can be neither accepted nor judged invalid.
 
-    401 by default; a route may answer 503 instead, which tells clients to
+    401 by default; a route may respond with 503 instead, which tells clients to
     retry later rather than fetch a new token.
     """
 

@@ -63,7 +63,7 @@ class Received:
 class RecordingUpstream:
     """A raw ASGI upstream that records every request it receives.
 
-    It answers ``{"upstream": "ok", "path": ...}``; paths containing
+    It returns ``{"upstream": "ok", "path": ...}``; paths containing
     ``/slow/`` wait a second first.
     """
 

@@ -37,7 +37,7 @@ class OAuthEndpoint:
         Starlette's ``request_response`` wraps each call in its exception
         handler layer (two closures and a wrapped ``send``), which does
         nothing here: gate's app registers no exception handlers, and this
-        method answers every ``OAuthError`` itself.
+        method renders every ``OAuthError`` itself.
         """
         response = await self(Request(scope, receive, send))
         await response(scope, receive, send)

@@ -53,9 +53,9 @@ class Forwarder:
         self.native = NativeClient(config) if config.engine == "native" else None
 
     async def start(self) -> None:
-        # TODO: aiohttp keeps bytes an upstream sends past the end of a response and parses them as the next
-        # response on that pooled connection, so a misbehaving upstream shifts responses between clients on
-        # the aiohttp engine (https:// upstreams always use it); the native engine discards such connections.
+        # TODO: detect bytes an upstream sends past the end of a response. aiohttp parses them as the next
+        # response on that pooled connection, so on the aiohttp engine (always used for https:// upstreams)
+        # a misbehaving upstream shifts responses between clients. The native engine discards such connections.
         connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=60)
         self._session = aiohttp.ClientSession(
             connector=connector,
