@@ -9,6 +9,7 @@ import socket
 import uvicorn
 
 from gate.app import GateApp
+from gate.http_protocol import GateHttpProtocol
 
 
 class PortInUseError(OSError):
@@ -31,19 +32,22 @@ def check_port_free(host: str, port: int) -> None:
             raise
 
 
-def uvicorn_server(app: GateApp, host: str, port: int, *, shutdown_timeout: float | None = None) -> uvicorn.Server:
-    """Build a uvicorn server for ``app``.
+def uvicorn_config(app: GateApp, host: str, port: int, *, shutdown_timeout: float | None = None) -> uvicorn.Config:
+    """Return the uvicorn settings gate runs with.
 
     uvicorn's own proxy-header handling is off: it would trust
     ``X-Forwarded-For`` from 127.0.0.1 and rewrite the client address before
     gate sees it. Access logging is off because gate logs one decision line
-    per request. On ``SIGTERM`` uvicorn stops accepting connections and
-    waits up to ``shutdown_timeout`` seconds for running requests to finish.
+    per request. The HTTP protocol is uvicorn's httptools protocol with a
+    response's writes joined (``gate.http_protocol``). On ``SIGTERM`` uvicorn
+    stops accepting connections and waits up to ``shutdown_timeout`` seconds
+    for running requests to finish.
     """
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=GateHttpProtocol,
         proxy_headers=False,
         server_header=False,
         access_log=False,
@@ -51,7 +55,11 @@ def uvicorn_server(app: GateApp, host: str, port: int, *, shutdown_timeout: floa
         lifespan="on",
         timeout_graceful_shutdown=shutdown_timeout,
     )
-    return uvicorn.Server(config)
+
+
+def uvicorn_server(app: GateApp, host: str, port: int, *, shutdown_timeout: float | None = None) -> uvicorn.Server:
+    """Build a uvicorn server for ``app`` with ``uvicorn_config``."""
+    return uvicorn.Server(uvicorn_config(app, host, port, shutdown_timeout=shutdown_timeout))
 
 
 def tune_garbage_collector() -> None:

@@ -13,6 +13,9 @@ from typing import Any
 
 import uvicorn
 
+from gate.app import GateApp
+from gate.server import uvicorn_config
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -22,11 +25,18 @@ def free_port() -> int:
 
 @contextmanager
 def running(app: Any, port: int | None = None) -> Iterator[str]:
-    """Run ``app`` under uvicorn in a thread; yield its base URL; stop it after."""
+    """Run ``app`` under uvicorn in a thread; yield its base URL; stop it after.
+
+    gate's own app runs with the settings ``gate serve`` uses (its HTTP
+    protocol included), every other app with uvicorn's defaults.
+    """
     port = port or free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, proxy_headers=False, lifespan="auto"
-    )
+    if isinstance(app, GateApp):
+        config = uvicorn_config(app, "127.0.0.1", port)
+    else:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, access_log=False, proxy_headers=False, lifespan="auto"
+        )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
