@@ -24,7 +24,6 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     gc_collector,
     generate_latest,
     platform_collector,
@@ -34,6 +33,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.metrics import MetricWrapperBase
 from starlette.requests import Request
 from starlette.responses import Response
+
+from gate.request_metrics import LoopCounter, LoopHistogram
 
 __all__ = [
     "METRICS",
@@ -94,53 +95,38 @@ class CachedLabels(Generic[MetricT]):
         return child
 
 
-proxy_requests = CachedLabels(
-    Counter(
-        "gate_proxy_requests",
-        "Proxied requests by route, decision (granted or denied) and reason id.",
-        ["route", "decision", "reason"],
-        registry=REGISTRY,
-    )
+# The request path's metrics: updated from the event loop's thread only (see gate.request_metrics).
+proxy_requests = LoopCounter(
+    "gate_proxy_requests",
+    "Proxied requests by route, decision (granted or denied) and reason id.",
+    ["route", "decision", "reason"],
+    REGISTRY,
 )
-proxy_gate_seconds = CachedLabels(
-    Histogram(
-        "gate_proxy_gate_seconds",
-        "Time gate spent on a proxied request, not counting the upstream exchange.",
-        ["route"],
-        buckets=GATE_BUCKETS,
-        registry=REGISTRY,
-    )
+proxy_gate_seconds = LoopHistogram(
+    "gate_proxy_gate_seconds",
+    "Time gate spent on a proxied request, not counting the upstream exchange.",
+    ["route"],
+    GATE_BUCKETS,
+    REGISTRY,
 )
-upstream_seconds = CachedLabels(
-    Histogram(
-        "gate_upstream_seconds",
-        "Time from sending a request upstream to the last byte of its response.",
-        ["upstream"],
-        buckets=UPSTREAM_BUCKETS,
-        registry=REGISTRY,
-    )
+upstream_seconds = LoopHistogram(
+    "gate_upstream_seconds",
+    "Time from sending a request upstream to the last byte of its response.",
+    ["upstream"],
+    UPSTREAM_BUCKETS,
+    REGISTRY,
 )
-token_requests = CachedLabels(
-    Counter(
-        "gate_token_requests",
-        "Token endpoint requests by client id, credential form, outcome (granted or denied) and reason id.",
-        ["client", "form", "outcome", "reason"],
-        registry=REGISTRY,
-    )
+token_requests = LoopCounter(
+    "gate_token_requests",
+    "Token endpoint requests by client id, credential form, outcome (granted or denied) and reason id.",
+    ["client", "form", "outcome", "reason"],
+    REGISTRY,
 )
-token_seconds = Histogram(
-    "gate_token_seconds",
-    "Time gate spent on a token endpoint request.",
-    buckets=GATE_BUCKETS,
-    registry=REGISTRY,
+token_seconds = LoopHistogram(
+    "gate_token_seconds", "Time gate spent on a token endpoint request.", [], GATE_BUCKETS, REGISTRY
 )
-verified_token_cache = CachedLabels(
-    Counter(
-        "gate_verified_token_cache",
-        "Lookups in the verified-token cache by result (hit or miss).",
-        ["result"],
-        registry=REGISTRY,
-    )
+verified_token_cache = LoopCounter(
+    "gate_verified_token_cache", "Lookups in the verified-token cache by result (hit or miss).", ["result"], REGISTRY
 )
 config_reloads = CachedLabels(
     Counter(

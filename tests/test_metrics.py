@@ -7,12 +7,14 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from gate.app import create_app
 from gate.config.compile import load_snapshot
 from gate.keys.generate import generate_private_key, write_private_key
 from gate.oauth.app_tokens import generate_app_token
+from gate.request_metrics import LoopCounter, LoopHistogram
 from tests.conftest import CLIENT_ID, USERNAME, GateSetup, base_config
 from tests.servers import RecordingUpstream, free_port, running
 
@@ -130,3 +132,41 @@ def test_admin_listener_serves_metrics(admin_gate: tuple[str, str]) -> None:
     assert "gate_proxy_requests" in families
     assert on_main.status_code == 200
     assert on_main.json() == {"upstream": "ok", "path": "/metrics"}
+
+
+def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
+    registry = CollectorRegistry()
+    histogram = LoopHistogram("demo_seconds", "A test histogram.", ["route"], (0.001, 0.01), registry)
+
+    for value in (0.0005, 0.001, 0.002, 5.0):
+        histogram.labels("a").observe(value)
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, {"route": "a", **labels})
+
+    assert sample("demo_seconds_bucket", le="0.001") == 2  # 0.001 itself is in the "le 0.001" bucket
+    assert sample("demo_seconds_bucket", le="0.01") == 3
+    assert sample("demo_seconds_bucket", le="+Inf") == 4
+    assert sample("demo_seconds_count") == 4
+    assert sample("demo_seconds_sum") == pytest.approx(5.0035)
+
+
+def test_unlabelled_histogram_exported_before_use() -> None:
+    registry = CollectorRegistry()
+    LoopHistogram("idle_seconds", "A test histogram.", [], (0.1,), registry)
+
+    assert registry.get_sample_value("idle_seconds_count") == 0
+
+
+def test_counter_series_by_label_values() -> None:
+    registry = CollectorRegistry()
+    counter = LoopCounter("demo_requests", "A test counter.", ["route", "decision"], registry)
+
+    counter.labels("a", "granted").inc()
+    counter.labels("a", "granted").inc(2)
+    counter.labels("b", "denied").inc()
+
+    assert registry.get_sample_value("demo_requests_total", {"route": "a", "decision": "granted"}) == 3
+    assert registry.get_sample_value("demo_requests_total", {"route": "b", "decision": "denied"}) == 1
+    with pytest.raises(ValueError, match="takes labels"):
+        counter.labels("only-one")
