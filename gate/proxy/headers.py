@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import re
 from collections.abc import Iterable
+from random import getrandbits
 
 from gate.config.model import ForwardingConfig, IdentityHeadersConfig
 
@@ -190,7 +190,9 @@ class ForwardedHeaders:
             sent = _first_values(client_headers, _REQUEST_ID_NAME).get(b"x-request-id")
             if sent and _REQUEST_ID.match(sent):
                 return sent.decode()
-        return os.urandom(8).hex()
+        # Not a secret, only unique: the random module's generator costs no system call, unlike os.urandom,
+        # and is reseeded in a forked worker.
+        return f"{getrandbits(64):016x}"
 
 
 def _first_values(headers: Headers, wanted: frozenset[bytes]) -> dict[bytes, bytes]:
