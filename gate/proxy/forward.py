@@ -28,6 +28,7 @@ from yarl import URL
 from gate import metrics
 from gate.config.model import UpstreamClientConfig
 from gate.errors import UpstreamError
+from gate.proxy.deadlines import Deadlines
 from gate.proxy.headers import Headers, response_headers
 from gate.proxy.native_client import NativeClient
 
@@ -51,8 +52,11 @@ class Forwarder:
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
         self.native = NativeClient(config) if config.engine == "native" else None
+        self.deadlines = self.native.deadlines if self.native is not None else Deadlines()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         # TODO: detect bytes an upstream sends past the end of a response. aiohttp parses them as the next
         # response on that pooled connection, so on the aiohttp engine (always used for https:// upstreams)
         # a misbehaving upstream shifts responses between clients. The native engine discards such connections.
@@ -71,6 +75,7 @@ class Forwarder:
             self._session = None
         if self.native is not None:
             self.native.close()
+        self.deadlines.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -104,8 +109,9 @@ class Forwarder:
         complete-looking one.
         """
         body = RequestBody(receive, has_body=_has_body(scope["headers"]))
-        task = asyncio.current_task()
-        watch = _DisconnectWatch(body, task)
+        # current_task() without a loop looks the loop up, which costs a system call (getpid) on Python 3.11.
+        task = asyncio.current_task(self._loop)
+        watch = _DisconnectWatch(body, task, self.deadlines)
         native = self.native is not None and url.startswith("http://")
 
         try:
@@ -243,16 +249,19 @@ class _DisconnectWatch:
     because ``receive`` then returns ``http.disconnect`` at once.
     """
 
-    def __init__(self, body: RequestBody, task: asyncio.Task | None) -> None:
+    __slots__ = ("body", "deadlines", "task", "watcher")
+
+    def __init__(self, body: RequestBody, task: asyncio.Task | None, deadlines: Deadlines) -> None:
         self.body = body
         self.task = task
+        self.deadlines = deadlines
         self.watcher: asyncio.Task | None = None
-        self.timer = asyncio.get_running_loop().call_later(DISCONNECT_WATCH_DELAY, self._start)
+        deadlines.schedule(self, DISCONNECT_WATCH_DELAY, _DisconnectWatch._start, self)
 
     def _start(self) -> None:
         self.watcher = asyncio.create_task(self.body.watch_disconnect(self.task))
 
     def stop(self) -> None:
-        self.timer.cancel()
+        self.deadlines.cancel(self)
         if self.watcher is not None:
             self.watcher.cancel()

@@ -27,6 +27,7 @@ from starlette.types import Scope, Send
 from gate import metrics
 from gate.config.model import UpstreamClientConfig
 from gate.errors import UpstreamError
+from gate.proxy.deadlines import Deadlines
 from gate.proxy.headers import Headers, response_headers
 from gate.proxy.native_connection import ConnectionLostError, UpstreamConnection
 
@@ -51,10 +52,12 @@ class NativeClient:
 
     def __init__(self, config: UpstreamClientConfig) -> None:
         self.config = config
-        self.pool = ConnectionPool(config.max_connections, config.connect_timeout)
+        self.deadlines = Deadlines()
+        self.pool = ConnectionPool(config.max_connections, config.connect_timeout, self.deadlines)
 
     def close(self) -> None:
         self.pool.close()
+        self.deadlines.close()
 
     async def exchange(
         self, scope: Scope, send: Send, url: str, headers: Headers, body: RequestBody, read_timeout: float | None
@@ -186,9 +189,10 @@ async def _relay(connection: UpstreamConnection, send: Send, read_timeout: float
 class ConnectionPool:
     """Keep-alive connections per origin ``(host, port)``, at most ``limit`` open in total."""
 
-    def __init__(self, limit: int, connect_timeout: float) -> None:
+    def __init__(self, limit: int, connect_timeout: float, deadlines: Deadlines) -> None:
         self.limit = limit
         self.connect_timeout = connect_timeout
+        self.deadlines = deadlines
         self.idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
         self.open = 0
         self.waiters: deque[asyncio.Future[None]] = deque()
@@ -256,7 +260,9 @@ class ConnectionPool:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, connection = await loop.create_connection(UpstreamConnection, origin[0], origin[1])
+                _, connection = await loop.create_connection(
+                    lambda: UpstreamConnection(self.deadlines), origin[0], origin[1]
+                )
         except (OSError, TimeoutError):
             raise UpstreamError(502, "The upstream could not be reached.", reason_id="upstream_unreachable") from None
         return connection

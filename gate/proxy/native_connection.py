@@ -16,6 +16,7 @@ from typing import cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
+from gate.proxy.deadlines import Deadlines
 from gate.proxy.headers import Headers
 
 READ_HIGH_WATER = 256 * 1024
@@ -33,8 +34,9 @@ class ConnectionLostError(Exception):
 class UpstreamConnection(asyncio.Protocol):
     """The protocol of one upstream connection and the state of its current exchange."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadlines: Deadlines) -> None:
         self.loop = asyncio.get_running_loop()
+        self.deadlines = deadlines
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reused = False
@@ -171,12 +173,12 @@ class UpstreamConnection(asyncio.Protocol):
             raise ConnectionLostError
         waiter = self.loop.create_future()
         self.waiter = waiter
-        timer = None if read_timeout is None else self.loop.call_later(read_timeout, _expire, waiter)
+        if read_timeout is not None:
+            self.deadlines.schedule(waiter, read_timeout, _expire, waiter)
         try:
             await waiter
         finally:
-            if timer is not None:
-                timer.cancel()
+            self.deadlines.cancel(waiter)
             self.waiter = None
 
     def write(self, data: bytes) -> None:
@@ -194,12 +196,12 @@ class UpstreamConnection(asyncio.Protocol):
                 raise ConnectionLostError
             waiter = self.loop.create_future()
             self.write_waiter = waiter
-            timer = None if stall_timeout is None else self.loop.call_later(stall_timeout, _expire, waiter)
+            if stall_timeout is not None:
+                self.deadlines.schedule(waiter, stall_timeout, _expire, waiter)
             try:
                 await waiter
             finally:
-                if timer is not None:
-                    timer.cancel()
+                self.deadlines.cancel(waiter)
                 self.write_waiter = None
         if self.closed:
             raise ConnectionLostError
