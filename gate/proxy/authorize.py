@@ -37,7 +37,7 @@ Mode = Literal["protected", "optional", "public"]
 ClaimValue = str | int | bool
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RequestFacts:
     """The parts of a request that a policy may read."""
 

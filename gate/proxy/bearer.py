@@ -14,26 +14,49 @@ _UNSAFE_IN_QUOTED_STRING = re.compile(r'["\\\x00-\x1f\x7f]')
 Headers = list[tuple[bytes, bytes]]
 
 
+MAX_PARSED_VALUES = 4096
+"""Authorization values whose parsed token is kept; past this the store starts over."""
+
+_parsed: dict[bytes, str] = {}
+
+
 def bearer_token(headers: Headers) -> str:
     """Return the bearer token of the ``Authorization`` header.
 
     No header, or a scheme other than Bearer, is a missing token (bare
     challenge); a repeated header or a token outside the RFC 6750 ``b64token``
-    syntax is ``invalid_request``.
+    syntax is ``invalid_request``. A client sends the same value on every
+    request until its token expires, so well-formed values are kept with
+    their token, which then also keeps its computed hash for the
+    verified-token cache.
     """
-    values = [value for name, value in headers if name == b"authorization"]
-    if not values:
+    value: bytes | None = None
+    for name, header_value in headers:
+        if name == b"authorization":
+            if value is not None:
+                raise BearerError(
+                    "invalid_request",
+                    "The request has more than one Authorization header.",
+                    reason_id="repeated_authorization",
+                    status=400,
+                )
+            value = header_value
+    if value is None:
         raise BearerError(None, "The request carries no bearer token.", reason_id="missing_token")
 
-    if len(values) > 1:
-        raise BearerError(
-            "invalid_request",
-            "The request has more than one Authorization header.",
-            reason_id="repeated_authorization",
-            status=400,
-        )
+    token = _parsed.get(value)
+    if token is not None:
+        return token
 
-    scheme, _, token = values[0].decode("latin-1").strip().partition(" ")
+    token = _parse(value)
+    if len(_parsed) >= MAX_PARSED_VALUES:
+        _parsed.clear()
+    _parsed[value] = token
+    return token
+
+
+def _parse(value: bytes) -> str:
+    scheme, _, token = value.decode("latin-1").strip().partition(" ")
     if scheme.lower() != "bearer":
         raise BearerError(None, "The request carries no bearer token.", reason_id="missing_token")
 

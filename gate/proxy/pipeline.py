@@ -35,7 +35,7 @@ class Verifier(Protocol):
     async def verify(self, token: str) -> VerifiedToken: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ProxyRequest:
     """The parts of a request the pipeline reads. Header names are lower case."""
 
@@ -88,7 +88,7 @@ class Check:
     description: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Decision:
     """The verdict on one request, and what it was based on.
 
@@ -144,7 +144,7 @@ async def decide(
     try:
         token = await authenticate(snapshot.verifier, route.mode, request.headers, trace)
         if token is not None and state is not None:
-            await _check_revocation(state, token, snapshot.config.issuer, trace)
+            _check_revocation(state, token, snapshot.config.issuer, trace)
         if token is not None:
             facts = RequestFacts(request.method, path, host, request.headers)
             if trace is None:
@@ -158,11 +158,9 @@ async def decide(
     return Decision(True, reason_id, 200, route, path, token, checks=tuple(trace or ()))
 
 
-async def _check_revocation(
-    state: SharedState, token: VerifiedToken, own_issuer: str, trace: list[Check] | None
-) -> None:
+def _check_revocation(state: SharedState, token: VerifiedToken, own_issuer: str, trace: list[Check] | None) -> None:
     try:
-        await reject_if_revoked(state, token, own_issuer)
+        reject_if_revoked(state, token, own_issuer)
     except BearerError as error:
         if trace is not None:
             trace.append(Check("revocation", False, error.reason_id, error.description))

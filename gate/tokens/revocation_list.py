@@ -33,7 +33,7 @@ class RevocationList:
         return self.state.is_revoked(jti)
 
 
-async def reject_if_revoked(state: SharedState, token: VerifiedToken, own_issuer: str) -> None:
+def reject_if_revoked(state: SharedState, token: VerifiedToken, own_issuer: str) -> None:
     """Raise ``invalid_token`` (reason ``token_revoked``) if gate revoked ``token``.
 
     Only gate's own tokens can be revoked at gate's revocation endpoint, so
