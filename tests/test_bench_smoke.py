@@ -34,7 +34,7 @@ def require_wrk() -> None:
 
 def test_bench_quick_run_prints_ratios() -> None:
     require_wrk()
-    command = [sys.executable, str(BENCH_SCRIPT), "--quick", "--duration", "1", "--warmup", "0"]
+    command = [sys.executable, str(BENCH_SCRIPT), "--quick", "--duration", "1", "--warmup", "0", "--repeat", "2"]
     command += ["--only", "direct", "bare", "protected"]
 
     completed = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
@@ -45,5 +45,8 @@ def test_bench_quick_run_prints_ratios() -> None:
         assert line in completed.stdout, f"missing {line!r} in:\n{output}"
     for scenario in ("direct upstream", "bare proxy (native, no auth)", "gate, protected route, warm"):
         assert scenario in completed.stdout, f"no table row for {scenario!r} in:\n{output}"
+    assert "round 2 req/s: direct upstream" in completed.stdout, output
+    bare_ratio = next(line for line in completed.stdout.splitlines() if "ratio: gate-protected / bare proxy" in line)
+    assert "median of 2 paired" in bare_ratio, output
     assert "load average before:" in completed.stdout
     assert "load average after:" in completed.stdout
