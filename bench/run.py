@@ -10,7 +10,8 @@ Scenarios, in the order they run:
   protected  gate on a protected route with one valid token (warm verified-token cache)
   nginx      nginx proxy_pass (skipped with a message where nginx is missing)
   token      gate's token endpoint, then a minimal Starlette ES256 signer
-  cold       gate on the protected route with a never-seen token on every request
+  cold       gate's app called in this process with never-seen tokens and a stub upstream (the
+             target's figure), then gate under wrk with a never-seen token on every request
   latency    concurrency 1: direct upstream, then gate on the protected route
   memory     gate's peak RSS while a large body streams through it each way
   rss        gate's RSS at the start and end of a load run

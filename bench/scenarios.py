@@ -225,7 +225,9 @@ class Bench:
         return self.uvicorn("signer", "apps:build_minimal_signer", env, factory=True)
 
     def run_cold(self) -> None:
+        """Measure the cold path in this process (the target's figure), then gate under load with wrk."""
         assert self.gate is not None and self.files is not None
+        self.results.inprocess_cold = inprocess.measure_cold_path(self.files)
         self.results.verify_us = inprocess.measure_verify_us(self.files)
 
         warm_rate = self.results.rate("protected") or COLD_RATE_GUESS
