@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import statistics
 
 from load import WrkResult
 
 MIB = 1024 * 1024
+IN_PROCESS_COLD = "cold path: gate's own work per never-seen token (in-process)"
+COLD_PATH_NOTE = (
+    "cold path: under load the upstream shares CPU 1, and its cost per request and gate's context switches"
+    " grow when gate is slower; the in-process figure isolates gate's own work, so the target uses it."
+)
+# Ratios of request rates: name, numerator, denominator, target (None: information only), target text.
+RATE_RATIOS: tuple[tuple[str, str, str, float | None, str], ...] = (
+    ("gate-protected / gate-public", "protected", "public", 0.95, ">= 0.95"),
+    ("gate-protected / nginx", "protected", "nginx", 0.35, ">= 0.35"),
+    ("gate-protected / bare proxy", "protected", "bare", None, ""),
+    ("gate-protected / direct upstream", "protected", "direct", None, ""),
+    ("token endpoint / minimal signer", "token", "signer", 0.90, ">= 0.90"),
+)
+
+Line = tuple[str, float | None, str, str]  # name, value, format template, note
 
 
 @dataclasses.dataclass
@@ -19,6 +35,7 @@ class Row:
     server_cpu_us: float | None  # CPU time of the server under test per request, from /proc/PID/stat
     upstream_cpu_us: float | None  # CPU time of the upstream behind it per request
     other_cpu_cores: float  # cores kept busy by processes outside this benchmark during the run
+    profiled: bool = False  # py-spy sampled the server during this run
 
 
 @dataclasses.dataclass
@@ -32,8 +49,26 @@ class Memory:
 
 
 @dataclasses.dataclass
+class InProcessCold:
+    """CPU time per request of gate's protected route called in-process with a stub upstream, best of ``repeats``."""
+
+    cold_us: float  # a never-seen token
+    warm_us: float  # a token in the verified-token cache
+    raw_verify_us: float  # one ES256 signature check with cryptography alone, on the same tokens
+    tokens: int  # never-seen tokens per repeat
+    repeats: int
+
+    @property
+    def own_work_us(self) -> float:
+        """Return gate's own work per never-seen token: cold, less warm, less one raw verify."""
+        return self.cold_us - self.warm_us - self.raw_verify_us
+
+
+@dataclasses.dataclass
 class Results:
-    rows: dict[str, Row] = dataclasses.field(default_factory=dict)
+    rows: dict[str, Row] = dataclasses.field(default_factory=dict)  # each scenario's fastest run
+    rounds: list[dict[str, Row]] = dataclasses.field(default_factory=list)  # runs made back to back, by scenario
+    inprocess_cold: InProcessCold | None = None
     verify_us: float | None = None  # one PyJWT ES256 verify, in this process
     memory: Memory | None = None
     rss_run_kib: tuple[int, int, float] | None = None  # VmRSS at start and end, run length in seconds
@@ -103,34 +138,81 @@ def cold_extra(results: Results) -> tuple[float | None, float | None]:
     return by_cpu, by_wall
 
 
-def print_ratios(results: Results) -> None:
-    """Print one line per ratio or target: the value, the target and PASS, MISS or not measured."""
-    protected = results.rate("protected")
-    lines: list[tuple[str, float | None, str, str]] = []
+def paired_ratios(results: Results, numerator: str, denominator: str) -> list[float]:
+    """Return the rate ratio of two scenarios in each round that measured both, leaving out profiled runs."""
+    ratios = []
+    for measured in results.rounds:
+        top, bottom = measured.get(numerator), measured.get(denominator)
+        if top is None or bottom is None or top.profiled or bottom.profiled:
+            continue
+        if bottom.wrk.requests_per_second > 0:
+            ratios.append(top.wrk.requests_per_second / bottom.wrk.requests_per_second)
+    return ratios
 
-    def target(name: str, value: float | None, template: str, goal: float, higher: bool, goal_text: str) -> None:
-        lines.append((name, value, template, f"target {goal_text}: {verdict(value, goal, higher)}"))
 
-    target("gate-protected / gate-public", ratio(protected, results.rate("public")), "{:.2f}", 0.95, True, ">= 0.95")
-    target("gate-protected / nginx", ratio(protected, results.rate("nginx")), "{:.2f}", 0.35, True, ">= 0.35")
-    lines.append(("gate-protected / bare proxy", ratio(protected, results.rate("bare")), "{:.2f}", "information"))
-    lines.append(
-        ("gate-protected / direct upstream", ratio(protected, results.rate("direct")), "{:.2f}", "information")
-    )
-    token_ratio = ratio(results.rate("token"), results.rate("signer"))
-    target("token endpoint / minimal signer", token_ratio, "{:.2f}", 0.90, True, ">= 0.90")
+def rate_ratio(results: Results, numerator: str, denominator: str, repeat: int) -> tuple[float | None, str]:
+    """Return the figure that a ratio's verdict uses, and a note that names it.
+
+    With ``--repeat`` 2 or more the figure is the median of the paired ratios,
+    because drift on a shared machine cancels out within a round. With one run
+    each, it is the ratio of those runs.
+    """
+    fastest = ratio(results.rate(numerator), results.rate(denominator))
+    if repeat < 2:
+        return fastest, "one run each"
+    paired = paired_ratios(results, numerator, denominator)
+    if not paired:
+        return fastest, "fastest run of each"
+    return statistics.median(paired), f"median of {len(paired)} paired; fastest runs {optional(fastest, '{:.2f}')}"
+
+
+def target_note(value: float | None, goal: float, higher: bool, goal_text: str) -> str:
+    return f"target {goal_text}: {verdict(value, goal, higher)}"
+
+
+def rate_lines(results: Results, repeat: int) -> list[Line]:
+    lines = []
+    for name, numerator, denominator, goal, goal_text in RATE_RATIOS:
+        value, figure = rate_ratio(results, numerator, denominator, repeat)
+        note = "information" if goal is None else target_note(value, goal, True, goal_text)
+        if value is not None:
+            note += f" ({figure})"
+        lines.append((name, value, "{:.2f}", note))
+    return lines
+
+
+def cold_lines(results: Results) -> list[Line]:
+    """Return the cold path's lines: the in-process figure the target uses, then the figures under load."""
+    measured = results.inprocess_cold
+    own_work = None if measured is None else measured.own_work_us
+    cold = None if measured is None else measured.cold_us
+    warm = None if measured is None else measured.warm_us
+    raw_verify = None if measured is None else measured.raw_verify_us
+    runs = "" if measured is None else f", best of {measured.repeats} x {measured.tokens} requests"
 
     by_cpu, by_wall = cold_extra(results)
-    gate_work = None if by_cpu is None or results.verify_us is None else by_cpu - results.verify_us
-    lines.append(("cold path extra µs/req (CPU)", by_cpu, "{:.0f}", "over the warm cache"))
-    lines.append(("cold path extra µs/req (wall)", by_wall, "{:.0f}", "1/rate cold - 1/rate warm"))
-    lines.append(("one ES256 verify µs (PyJWT)", results.verify_us, "{:.0f}", "timeit in the benchmark process"))
-    target("cold path gate's own work µs", gate_work, "{:.0f}", 40, False, "<= 40")
+    under_load = None if by_cpu is None or results.verify_us is None else by_cpu - results.verify_us
+    own_work_note = target_note(own_work, 40, False, "<= 40 µs") + " (cold - warm - raw verify)"
+    return [
+        (IN_PROCESS_COLD, own_work, "{:.0f}", own_work_note),
+        ("in-process µs/req, never-seen token", cold, "{:.0f}", "CPU time, stub upstream" + runs),
+        ("in-process µs/req, cached token", warm, "{:.0f}", "CPU time, stub upstream" + runs),
+        ("in-process µs, raw ES256 verify", raw_verify, "{:.0f}", "cryptography alone, on the same tokens"),
+        ("cold path extra µs/req under load (CPU)", by_cpu, "{:.0f}", "over the warm cache"),
+        ("cold path extra µs/req under load (wall)", by_wall, "{:.0f}", "1/rate cold - 1/rate warm"),
+        ("one ES256 verify µs (PyJWT)", results.verify_us, "{:.0f}", "timeit in the benchmark process"),
+        ("cold path gate's own work under load µs", under_load, "{:.0f}", "information (extra CPU - PyJWT verify)"),
+    ]
+
+
+def print_ratios(results: Results, repeat: int) -> None:
+    """Print one line per ratio or target: the value, then the target and PASS, MISS or not measured."""
+    lines = [*rate_lines(results, repeat), *cold_lines(results)]
 
     peak = None
     if results.memory is not None:
         peak = max(results.memory.upload_hwm_kib, results.memory.download_hwm_kib) / 1024
-    target("gate peak RSS MiB while streaming", peak, "{:.0f}", 150, False, "< 150")
+    lines.append(("gate peak RSS MiB while streaming", peak, "{:.0f}", target_note(peak, 150, False, "< 150")))
     growth = None
     if results.rss_run_kib is not None:
         growth = (results.rss_run_kib[1] - results.rss_run_kib[0]) / 1024
@@ -141,12 +223,27 @@ def print_ratios(results: Results) -> None:
     if latency_gate is not None and latency_direct is not None:
         added_p50 = latency_gate.wrk.p50_ms - latency_direct.wrk.p50_ms
         added_p99 = latency_gate.wrk.p99_ms - latency_direct.wrk.p99_ms
-    target("added median latency ms at c=1", added_p50, "{:.3f}", 0.5, False, "<= 0.5")
+    lines.append(("added median latency ms at c=1", added_p50, "{:.3f}", target_note(added_p50, 0.5, False, "<= 0.5")))
     lines.append(("added p99 latency ms at c=1", added_p99, "{:.3f}", "information"))
 
+    if repeat >= 2:
+        print(f"ratios of request rates (--repeat {repeat}): each is the median of the ratios of runs made back to"
+              " back in the same round, and the target verdict uses that median")  # fmt: skip
+    else:
+        print("ratios of request rates: one run per scenario (--repeat 1), so the target verdict uses that ratio")
     width = max(len(name) for name, *_ in lines)
     for name, value, template, note in lines:
         print(f"ratio: {name.ljust(width)}  {optional(value, template):>8}  {note}")
+    if results.inprocess_cold is not None or "cold" in results.rows:
+        print(COLD_PATH_NOTE)
+
+
+def print_rounds(results: Results) -> None:
+    """Print the request rates of each round that measured more than one scenario, the pairs behind the ratios."""
+    for number, measured in enumerate(results.rounds, start=1):
+        if len(measured) > 1:
+            rates = [f"{row.label} {row.wrk.requests_per_second:,.0f}" for row in measured.values()]
+            print(f"round {number} req/s: {'; '.join(rates)}")
 
 
 def print_memory(results: Results) -> None:

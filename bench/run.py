@@ -10,17 +10,25 @@ Scenarios, in the order they run:
   protected  gate on a protected route with one valid token (warm verified-token cache)
   nginx      nginx proxy_pass (skipped with a message where nginx is missing)
   token      gate's token endpoint, then a minimal Starlette ES256 signer
-  cold       gate on the protected route with a never-seen token on every request
+  cold       gate's app called in this process with never-seen tokens and a stub upstream (the
+             target's figure), then gate under wrk with a never-seen token on every request
   latency    concurrency 1: direct upstream, then gate on the protected route
   memory     gate's peak RSS while a large body streams through it each way
   rss        gate's RSS at the start and end of a load run
+
+With --repeat N, the script measures direct, bare, public, protected and nginx
+in N rounds, each of which runs every selected one of them once, back to back.
+token and the minimal signer alternate in the same way, and so do the two
+latency runs. The table keeps each scenario's fastest run. With N >= 2, each
+ratio of request rates and its target verdict use the median of the per-round ratios.
 
 The script prints a table, then one line per ratio and target with PASS or
 MISS. The targets are information: the exit status is 0 unless a scenario
 failed to run. Every process it starts is stopped before it exits.
 
 Usage:
-    python bench/run.py [--quick] [--duration S] [--connections N] [--only NAME ...] [--upstream raw|demo]
+    python bench/run.py [--quick] [--duration S] [--connections N] [--repeat N] [--only NAME ...]
+                        [--upstream raw|demo]
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from pathlib import Path
 
 import scenarios
 from load import load_average
-from report import Results, print_memory, print_ratios, print_table
+from report import Results, print_memory, print_ratios, print_rounds, print_table
 
 SCENARIOS = ("direct", "bare", "public", "protected", "nginx", "token", "cold", "latency", "memory", "rss")
 QUICK_DEFAULTS = {"duration": 2.0, "warmup": 1.0, "memory_mib": 32, "rss_seconds": 2.0}
@@ -53,7 +61,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--connections", type=int, default=64, help="open wrk connections (default 64)")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="measured runs per scenario; the fastest is kept (default 1; cold: 1)"
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of measured runs. Ratios use the median over rounds and the table each scenario's fastest run"
+        " (default 1, and the cold run always runs once)",
     )
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, metavar="NAME", help=f"run only these: {SCENARIOS}")
     parser.add_argument(
@@ -93,6 +105,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-cpu", type=int, default=1, help="CPU for every server (default 1)")
     arguments = parser.parse_args(argv)
 
+    if arguments.repeat < 1:
+        parser.error(f"--repeat must be 1 or more, got {arguments.repeat}")
     defaults = QUICK_DEFAULTS if arguments.quick else FULL_DEFAULTS
     for name, value in defaults.items():
         if getattr(arguments, name) is None:
@@ -142,10 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(results)
     print_memory(results)
+    if arguments.repeat > 1:
+        print_rounds(results)
     print()
-    print_ratios(results)
+    print_ratios(results, arguments.repeat)
     print(f"load average after: {load_average()}")
-    for key, summary in bench.profile_summaries.items():
+    for key, summary in bench.rounds.profile_summaries.items():
         print(f"\nprofile of gate during the {key} run: {summary}")
     return 1 if bench.failures else 0
 

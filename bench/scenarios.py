@@ -6,38 +6,38 @@ import argparse
 import importlib.metadata
 import importlib.util
 import math
-import resource
 import shutil
 import subprocess
 import sys
-import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import fixtures
 import inprocess
-import profiling
 from load import (
     HOST,
     ProcessGroup,
     Server,
-    busy_cpu_seconds,
-    cpu_seconds,
     free_port,
     memory_kib,
     run_wrk,
     wait_until_serving,
 )
 from report import MIB, Memory, Results, Row
+from rounds import RoundRunner, Target
 
 BENCH_DIR = Path(__file__).resolve().parent
 PACKAGES = ("gate", "uvicorn", "uvloop", "httptools", "starlette", "aiohttp", "PyJWT", "cryptography")
 # The cold run's token count assumes this rate when no warm rate was measured before it.
 # gate served 3,000 to 4,000 req/s on the machine of bench/README.md.
 COLD_RATE_GUESS = 6000.0
-PROFILED = frozenset({"protected", "cold", "token"})
 GATE_SCENARIOS = frozenset({"public", "protected", "token", "cold", "latency", "memory", "rss"})
+# Measured in alternation, one run of each per round, so that their ratios compare runs made moments apart.
+ROTATION = ("direct", "bare", "public", "protected", "nginx")
+
+T = TypeVar("T")
 
 
 def package_versions() -> str:
@@ -59,11 +59,6 @@ def tool_versions() -> str:
     return f"{wrk.split(' [')[0].strip()}; {nginx}"
 
 
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 class Bench:
     """Start the servers a scenario needs, run it, and store what it measured in ``results``."""
 
@@ -77,20 +72,51 @@ class Bench:
         self.files: fixtures.GateFiles | None = None
         self.token = ""
         self.failures: list[str] = []
-        self.profile_summaries: dict[str, str] = {}
+        self.rotation_servers: list[Server] = []  # bare proxy and nginx, stopped when the rotation ends
+        self.rounds = RoundRunner(arguments, results)
 
     def run(self, names: list[str]) -> None:
-        """Run each scenario; a failing one is reported and the next one still runs."""
+        """Run the scenarios of ``names``, reporting a failing one and going on with the next.
+
+        The scenarios of ROTATION run first, measured in alternation, so the
+        ratios between them compare runs made moments apart.
+        """
+        rotation = [name for name in names if name in ROTATION]
+        if rotation:
+            self.run_rotation(rotation)
         for name in names:
-            print(f"running {name} ...", flush=True)
-            try:
-                if name in GATE_SCENARIOS:
-                    self.ensure_gate()
-                getattr(self, "run_" + name)()
-            except (RuntimeError, ValueError, OSError, subprocess.SubprocessError, AssertionError) as error:
-                traceback.print_exc()
+            if name not in ROTATION:
+                print(f"running {name} ...", flush=True)
+                self.attempt([name], getattr(self, "run_" + name))
+
+    def run_rotation(self, names: list[str]) -> None:
+        """Start the servers of ``names``, then measure one run of each per round, ``--repeat`` rounds."""
+        print(f"running {', '.join(names)} in alternation ...", flush=True)
+        targets = []
+        try:
+            for name in names:
+                target = self.attempt([name], getattr(self, "target_" + name))
+                if target is not None:
+                    targets.append(target)
+            if targets:
+                self.attempt([target.key for target in targets], lambda: self.measure(targets))
+        finally:
+            for server in self.rotation_servers:
+                self.group.stop(server)
+            self.rotation_servers.clear()
+
+    def attempt(self, names: list[str], action: Callable[[], T]) -> T | None:
+        """Call ``action``; when it fails, print the traceback and record ``names`` as failed."""
+        try:
+            if GATE_SCENARIOS.intersection(names):
+                self.ensure_gate()
+            return action()
+        except (RuntimeError, ValueError, OSError, subprocess.SubprocessError, AssertionError) as error:
+            traceback.print_exc()
+            for name in names:
                 self.failures.append(name)
                 self.results.skipped[name] = f"failed: {error!r}"
+            return None
 
     def stop(self) -> None:
         self.group.stop_all()
@@ -141,136 +167,56 @@ class Bench:
     def auth_header(self) -> tuple[str, ...]:
         return (f"Authorization: Bearer {self.token}",)
 
-    # Measuring -------------------------------------------------------------
-
-    def measure(
-        self,
-        key: str,
-        label: str,
-        url: str,
-        server: Server,
-        *,
-        connections: int | None = None,
-        script: Path | None = None,
-        headers: tuple[str, ...] = (),
-        warmup: bool = True,
-        repeat: int | None = None,
-    ) -> Row:
-        """Warm up, run wrk ``--repeat`` times and keep the run with the highest rate (the least disturbed)."""
-        connections = connections or self.arguments.connections
-        options: dict[str, Any] = {"script": script, "headers": headers}
-        if warmup and self.arguments.warmup > 0:
-            run_wrk(url, self.arguments.warmup, connections, self.arguments.wrk_cpu, **options)
-
-        rows = []
-        for attempt in range(repeat or self.arguments.repeat):
-            profiler = self.start_profiler(key) if attempt == 0 else None
-            row = self.measure_once(label, url, server, connections, options)
-            if profiler is not None:
-                self.finish_profiler(profiler)
-                row.label += " [profiled]"
-            rows.append(row)
-
-        best = max(rows, key=lambda row: row.wrk.requests_per_second)
-        self.results.rows[key] = best
-        return best
-
-    def measure_once(self, label: str, url: str, server: Server, connections: int, options: dict[str, Any]) -> Row:
-        """Run wrk once and read the CPU time of the servers and of the whole machine around it."""
-        upstream = self.upstream if self.upstream is not server else None
-        server_before = cpu_seconds(server.pid)
-        upstream_before = cpu_seconds(upstream.pid) if upstream else 0.0
-        own_before, busy_before, started = children_cpu_seconds(), busy_cpu_seconds(), time.monotonic()
-
-        result = run_wrk(url, self.arguments.duration, connections, self.arguments.wrk_cpu, **options)
-
-        elapsed = time.monotonic() - started
-        server_used = cpu_seconds(server.pid) - server_before
-        upstream_used = cpu_seconds(upstream.pid) - upstream_before if upstream else 0.0
-        own_used = server_used + upstream_used + children_cpu_seconds() - own_before
-        requests = max(result.requests, 1)
-        return Row(
-            label=label,
-            wrk=result,
-            connections=connections,
-            server_cpu_us=1e6 * server_used / requests,
-            upstream_cpu_us=1e6 * upstream_used / requests if upstream else None,
-            other_cpu_cores=max(0.0, busy_cpu_seconds() - busy_before - own_used) / elapsed,
-        )
-
-    def start_profiler(self, key: str) -> tuple[str, Path, subprocess.Popen[bytes]] | None:
-        """Start py-spy on gate for the first measured run of a profiled scenario, if ``--profile`` was given."""
-        if key not in PROFILED or self.arguments.profile is None or self.gate is None:
-            return None
-        if profiling.py_spy_path() is None:
-            self.profile_summaries[key] = "py-spy not found on PATH; install it with pip install py-spy"
-            return None
-        self.arguments.profile.mkdir(parents=True, exist_ok=True)
-        output = self.arguments.profile / f"{key}.txt"
-        process = profiling.start_profiler(self.gate.pid, output, self.arguments.duration, self.arguments.wrk_cpu)
-        return key, output, process
-
-    def finish_profiler(self, profiler: tuple[str, Path, subprocess.Popen[bytes]] | None) -> None:
-        if profiler is None:
-            return
-        key, output, process = profiler
-        _, errors = process.communicate(timeout=self.arguments.duration + 30)
-        if process.returncode != 0:
-            self.profile_summaries[key] = f"py-spy failed: {errors.decode(errors='replace').strip()}"
-        else:
-            self.profile_summaries[key] = f"{output}\n{profiling.summarise(output)}"
+    def measure(self, targets: list[Target], *, warmup: bool = True, repeat: int | None = None) -> list[Row]:
+        return self.rounds.measure(targets, self.upstream, self.gate, warmup=warmup, repeat=repeat)
 
     # Scenarios -------------------------------------------------------------
 
-    def run_direct(self) -> None:
+    def target_direct(self) -> Target:
         upstream = self.ensure_upstream()
-        self.measure("direct", "direct upstream", upstream.url + "/small", upstream)
+        return Target("direct", "direct upstream", upstream.url + "/small", upstream)
 
-    def run_bare(self) -> None:
+    def target_bare(self) -> Target:
         upstream = self.ensure_upstream()
         env = {"BENCH_UPSTREAM": upstream.url, "BENCH_ENGINE": self.arguments.engine}
         proxy = self.uvicorn("bare-proxy", "apps:build_bare_proxy", env, factory=True)
-        try:
-            self.measure("bare", f"bare proxy ({self.arguments.engine}, no auth)", proxy.url + "/small", proxy)
-        finally:
-            self.group.stop(proxy)
+        self.rotation_servers.append(proxy)
+        return Target("bare", f"bare proxy ({self.arguments.engine}, no auth)", proxy.url + "/small", proxy)
 
-    def run_public(self) -> None:
+    def target_public(self) -> Target:
         assert self.gate is not None
-        self.measure("public", "gate, public route", self.gate.url + fixtures.PUBLIC_PREFIX + "small", self.gate)
+        return Target("public", "gate, public route", self.gate.url + fixtures.PUBLIC_PREFIX + "small", self.gate)
 
-    def run_protected(self) -> None:
+    def target_protected(self) -> Target:
         assert self.gate is not None
         url = self.gate.url + fixtures.PROTECTED_PREFIX + "small"
-        self.measure("protected", "gate, protected route, warm", url, self.gate, headers=self.auth_header)
+        return Target("protected", "gate, protected route, warm", url, self.gate, headers=self.auth_header)
 
-    def run_nginx(self) -> None:
+    def target_nginx(self) -> Target | None:
         if shutil.which("nginx") is None:
             self.results.skipped["nginx"] = "nginx not found on PATH (apt-get install nginx); no nginx ratio"
-            return
+            return None
         upstream = self.ensure_upstream()
         port = free_port()
         nginx_dir = self.directory / "nginx"
         nginx_dir.mkdir(exist_ok=True)
         config = fixtures.write_nginx_config(nginx_dir, port, upstream.port)
         nginx = self.group.start("nginx", ["nginx", "-p", str(nginx_dir), "-c", str(config), "-g", "daemon off;"], port)
-        try:
-            wait_until_serving(nginx, "/small")
-            self.measure("nginx", "nginx proxy_pass", nginx.url + "/small", nginx)
-        finally:
-            self.group.stop(nginx)
+        self.rotation_servers.append(nginx)
+        wait_until_serving(nginx, "/small")
+        return Target("nginx", "nginx proxy_pass", nginx.url + "/small", nginx)
 
     def run_token(self) -> None:
+        """Measure gate's token endpoint and the minimal signer in alternation, with the same form."""
         assert self.gate is not None and self.files is not None
         script = fixtures.write_post_script(self.directory, self.files.token_form())
-        self.measure("token", "gate token endpoint", self.gate.url + fixtures.TOKEN_PATH, self.gate, script=script)
+        token = Target("token", "gate token endpoint", self.gate.url + fixtures.TOKEN_PATH, self.gate, script=script)
 
         settings = fixtures.write_signer_settings(self.files)
         signer = self.uvicorn_signer(settings)
         try:
-            self.measure(
-                "signer", "minimal Starlette ES256 signer", signer.url + fixtures.TOKEN_PATH, signer, script=script
-            )
+            url = signer.url + fixtures.TOKEN_PATH
+            self.measure([token, Target("signer", "minimal Starlette ES256 signer", url, signer, script=script)])
         finally:
             self.group.stop(signer)
 
@@ -279,7 +225,9 @@ class Bench:
         return self.uvicorn("signer", "apps:build_minimal_signer", env, factory=True)
 
     def run_cold(self) -> None:
+        """Measure the cold path in this process (the target's figure), then gate under load with wrk."""
         assert self.gate is not None and self.files is not None
+        self.results.inprocess_cold = inprocess.measure_cold_path(self.files)
         self.results.verify_us = inprocess.measure_verify_us(self.files)
 
         warm_rate = self.results.rate("protected") or COLD_RATE_GUESS
@@ -287,20 +235,20 @@ class Bench:
         tokens = fixtures.sign_tokens(self.files, count)
         script = fixtures.write_rotating_tokens_script(self.directory, tokens)
         url = self.gate.url + fixtures.PROTECTED_PREFIX + "small"
+        target = Target("cold", "gate, protected route, cold", url, self.gate, script=script)
         # One run only: a second would send the same tokens again, and they would hit the cache.
-        row = self.measure("cold", "gate, protected route, cold", url, self.gate, script=script, warmup=False, repeat=1)
+        [row] = self.measure([target], warmup=False, repeat=1)
         if row.wrk.requests > count:
             print(f"warning: the cold run sent {row.wrk.requests} requests with {count} tokens, so some hit the cache")
 
     def run_latency(self) -> None:
+        """Measure the direct upstream and gate's protected route with one connection, in alternation."""
         assert self.gate is not None and self.upstream is not None
-        self.measure(
-            "latency-direct", "direct upstream, c=1", self.upstream.url + "/small", self.upstream, connections=1
-        )
+        direct = Target("latency-direct", "direct upstream, c=1", self.upstream.url + "/small", self.upstream)
         url = self.gate.url + fixtures.PROTECTED_PREFIX + "small"
-        self.measure(
-            "latency-gate", "gate, protected route, c=1", url, self.gate, connections=1, headers=self.auth_header
-        )
+        gate = Target("latency-gate", "gate, protected route, c=1", url, self.gate, headers=self.auth_header)
+        direct.connections = gate.connections = 1
+        self.measure([direct, gate])
 
     def run_memory(self) -> None:
         assert self.gate is not None
