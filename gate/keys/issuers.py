@@ -56,6 +56,13 @@ class TrustedIssuer:
         self.local = KeySet(local)
         self.remote = tuple(remote)
 
+    def known_keys(self, kid: str | None, algorithm: str) -> list[TrustedKey]:
+        """Return the keys already loaded that may verify a token with this ``kid`` and ``alg``, without fetching.
+
+        An empty list means ``keys_for`` has to decide: it may fetch, and it raises for a key that cannot be found.
+        """
+        return self._lookup(kid, algorithm)
+
     async def keys_for(self, kid: str | None, algorithm: str) -> list[TrustedKey]:
         """Return the keys that may verify a token with this ``kid`` and ``alg``.
 

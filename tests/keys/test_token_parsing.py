@@ -231,3 +231,48 @@ def test_es256_check_agrees_with_pyjwt(case: str) -> None:
 
     assert ours is algorithm.verify(parsed.signing_input, PRIVATE_KEY.public_key(), signature)
     assert ours is (case == "valid")
+
+
+# Payloads where orjson and the json module could disagree; each must parse as the json module parses it.
+PAYLOADS_AS_JSON_READS = {
+    "integer beyond 64 bits": '{"exp": 123456789012345678901234567890}',
+    "nested integer beyond 64 bits": '{"ctx": {"n": 123456789012345678901234567890}}',
+    "list with a big integer": '{"aud": ["api", 123456789012345678901234567890]}',
+    "NaN": '{"exp": NaN}',
+    "Infinity": '{"exp": Infinity}',
+    "lone surrogate": '{"sub": "\\ud800"}',
+    "float": '{"exp": 1733353600.5}',
+    "duplicate member": '{"sub": "first", "sub": "second"}',
+    "list of strings": '{"aud": ["api", "admin"]}',
+}
+
+
+@pytest.mark.parametrize("payload", PAYLOADS_AS_JSON_READS.values(), ids=PAYLOADS_AS_JSON_READS.keys())
+def test_payload_parses_as_json_module_does(payload: str) -> None:
+    header, _, signature = signed().split(".")
+    encoded = base64.urlsafe_b64encode(payload.encode()).rstrip(b"=").decode()
+
+    claims = claims_of(parse_token(f"{header}.{encoded}.{signature}"))
+
+    expected = json.loads(payload)
+    assert repr(claims) == repr(expected)  # repr, because NaN never equals itself
+    assert [type(value) for value in claims.values()] == [type(value) for value in expected.values()]
+
+
+def test_known_header_is_handed_out_as_a_copy() -> None:
+    token = signed({"typ": "at+jwt"})
+
+    first = parse_token(token).header
+    first["alg"] = "none"
+    second = parse_token(token).header
+
+    assert second["alg"] == "ES256"
+
+
+def test_rejected_header_is_rejected_every_time() -> None:
+    token = with_header({"alg": "none", "kid": "k1"})
+
+    for _ in range(2):
+        with pytest.raises(TokenRejected) as rejected:
+            parse_token(token)
+        assert rejected.value.reason_id == "alg_none"
