@@ -16,6 +16,7 @@ from typing import cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
+from gate.coalescing_transport import CoalescingTransport
 from gate.proxy.deadlines import Deadlines
 from gate.proxy.headers import Headers
 
@@ -69,7 +70,9 @@ class UpstreamConnection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+        # The request head and the first body part, or a chunk and its framing, leave in one write.
+        coalescing = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
+        self.transport = cast(asyncio.Transport, coalescing)
 
     def data_received(self, data: bytes) -> None:
         if self.parser is None or self.complete:

@@ -1,4 +1,4 @@
-"""gate's HTTP protocol: the writes of one event loop step leave as one, in order, and none is held longer."""
+"""The coalescing transport: the writes of one event loop step leave as one, in order, and none is held longer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gate.http_protocol import CoalescingTransport
+from gate.coalescing_transport import CoalescingTransport
 from tests.proxy.conftest import ProxyGate
 
 
