@@ -34,6 +34,7 @@ HOP_BY_HOP = frozenset(
 )
 FORWARDING = frozenset({b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-real-ip"})
 _DROPPED_TOWARDS_UPSTREAM = frozenset({b"host", b"x-request-id"})
+_DROPPED_FROM_RESPONSES = HOP_BY_HOP | {b"date"}
 _HOST = frozenset({b"host"})
 _REQUEST_ID_NAME = frozenset({b"x-request-id"})
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
@@ -69,7 +70,11 @@ def response_headers(raw_headers: Headers) -> Headers:
     Hop-by-hop headers go, and so does ``Date``, because uvicorn adds its own
     and a response with two ``Date`` headers is invalid (RFC 9110 section 6.6.1).
     """
-    return [(name, value) for name, value in strip_hop_by_hop(raw_headers) if name.lower() != b"date"]
+    folded = [name.lower().replace(b"_", b"-") for name, _ in raw_headers]  # canonical_name, inlined
+    dropped = _DROPPED_FROM_RESPONSES
+    if b"connection" in folded:
+        dropped = dropped | connection_listed(raw_headers)
+    return [header for header, name in zip(raw_headers, folded, strict=True) if name not in dropped]
 
 
 class IdentityHeaders:
