@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from starlette.types import Message, Receive, Scope, Send
@@ -57,10 +58,7 @@ class Forwarder:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        # TODO: detect bytes an upstream sends past the end of a response. aiohttp parses them as the next
-        # response on that pooled connection, so on the aiohttp engine (always used for https:// upstreams)
-        # a misbehaving upstream shifts responses between clients. The native engine discards such connections.
-        connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=60)
+        connector = ReuseCheckingConnector(limit=self.config.max_connections, ttl_dns_cache=60)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self.timeout(None),
@@ -177,6 +175,35 @@ class Forwarder:
 
         metrics.observe_upstream(scope, url, started)
         return response.status
+
+
+class ReuseCheckingConnector(aiohttp.TCPConnector):
+    """An aiohttp connector that never reuses a pooled connection holding bytes nobody requested.
+
+    aiohttp reuses any pooled connection that is still open. Bytes an
+    upstream sends after a complete response are parsed as a response of
+    their own and wait in the connection's protocol, so the next request on
+    that connection would get them as its response: a response meant for
+    nobody, or one client's data handed to another. Such a connection
+    reports ``should_close`` and is closed here instead of reused. This
+    overrides a private method of aiohttp (``_get``, present in 3.10 to
+    3.14), so ``tests/proxy/test_aiohttp_reuse.py`` fails if it stops working.
+    """
+
+    async def _get(self, key: Any, traces: list[Any]) -> Any:
+        pooled = self._conns.get(key)
+        if pooled:
+            unsafe = [entry for entry in pooled if entry[0].should_close]
+            for entry in unsafe:
+                pooled.remove(entry)
+                entry[0].close()
+                logger.warning(
+                    "upstream sent bytes after a complete response; connection closed",
+                    extra={"event": "upstream_error", "error": "unrequested_bytes"},
+                )
+            if not pooled:
+                del self._conns[key]
+        return await super()._get(key, traces)
 
 
 def _has_body(headers: Headers) -> bool:
