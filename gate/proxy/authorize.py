@@ -114,6 +114,11 @@ class Requirements:
         }
         return tuple(step for name, step in AUTHORIZE_STEPS if can_reject[name])
 
+    @cached_property
+    def token_steps(self) -> tuple[AuthorizeStep, ...]:
+        """The steps of ``steps`` that read only the token, every one but the policy step."""
+        return tuple(step for step in self.steps if step is not _policy_step)
+
 
 def policy_headers(headers: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
     """Return request headers for a policy: lower-case names, repeated values joined by ``", "``.
@@ -155,10 +160,20 @@ def authorize(requirements: Requirements, token: VerifiedToken, request: Request
     """Raise ``BearerError`` unless ``token`` meets ``requirements`` for ``request``.
 
     Runs ``requirements.steps``: a scopes, claims or policy step with
-    nothing configured passes every token, so it is left out.
+    nothing configured passes every token, so it is left out. The issuer,
+    audience, scopes and claims steps read only the token, so a token that
+    passed them for these requirements skips them the next time (the
+    verified-token cache hands out the same token object, and a reload
+    makes new requirements). A policy step reads the request and always runs.
     """
-    for step in requirements.steps:
-        step(requirements, token, request)
+    passed = token.passed
+    if passed.get(id(requirements)) is not requirements:
+        for step in requirements.token_steps:
+            step(requirements, token, request)
+        passed[id(requirements)] = requirements  # kept, so that its id is not reused while the token lives
+
+    if requirements.policy is not None:
+        check_policy(requirements.policy, token, request)
 
 
 def check_issuer(requirements: Requirements, token: VerifiedToken) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gate import metrics
@@ -37,6 +37,8 @@ class VerifiedToken:
     issuer: str
     kid: str | None
     expires_at: float
+    # Requirements whose token-only checks this token passed, by id; see gate.proxy.authorize.authorize.
+    passed: dict[int, object] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def subject(self) -> str | None:
@@ -74,6 +76,13 @@ class TokenVerifier:
     @property
     def issuer(self) -> str:
         return self.own.issuer
+
+    def cached(self, token: str) -> VerifiedToken | None:
+        """Return the verified claims of ``token`` from the cache, or ``None`` when ``verify`` must run."""
+        cached = self.cache.get(token)
+        if cached is not None:
+            _CACHE_HITS.inc()
+        return cached
 
     async def verify(self, token: str) -> VerifiedToken:
         """Return the verified claims of ``token`` or raise ``BearerError``.

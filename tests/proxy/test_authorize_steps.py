@@ -68,3 +68,32 @@ def test_authorize_decides_as_every_step_would(extra: dict[str, Any], verified: 
     facts = RequestFacts(method, "/x")
 
     assert outcome(authorize, requirements, verified, facts) == outcome(run_every_step, requirements, verified, facts)
+
+
+def test_passed_token_still_gets_each_requests_policy() -> None:
+    requirements = Requirements.build(**BASE, policy="request.method == 'GET'")
+    verified = token()
+
+    first = outcome(authorize, requirements, verified, RequestFacts("GET", "/x"))
+    second = outcome(authorize, requirements, verified, RequestFacts("POST", "/x"))
+
+    assert first == "granted"
+    assert second == "policy_denied"
+
+
+def test_passed_token_checked_against_other_requirements() -> None:
+    verified = token(scope="read")
+    api = Requirements.build(**BASE)
+    admin = Requirements.build(issuers=BASE["issuers"], audience=["admin"], scopes=["write"])
+
+    assert outcome(authorize, api, verified, RequestFacts("GET", "/x")) == "granted"
+    assert outcome(authorize, admin, verified, RequestFacts("GET", "/x")) == "audience_mismatch"
+    assert outcome(authorize, api, verified, RequestFacts("GET", "/x")) == "granted"
+
+
+def test_rejected_token_rejected_again() -> None:
+    requirements = Requirements.build(**BASE, scopes=["write"])
+    verified = token(scope="read")
+
+    for _ in range(2):
+        assert outcome(authorize, requirements, verified, RequestFacts("GET", "/x")) == "insufficient_scope"
