@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
@@ -49,23 +50,39 @@ class HistogramSeries:
         self.sum += value
 
 
-class LoopCounter:
-    """A labelled counter for the event loop's thread; ``labels()`` returns the same series for the same values."""
+SeriesT = TypeVar("SeriesT", CounterSeries, HistogramSeries)
 
-    def __init__(self, name: str, documentation: str, label_names: Sequence[str], registry: CollectorRegistry) -> None:
+
+class _LoopMetric(Generic[SeriesT]):
+    """A labelled metric for the event loop's thread; ``labels()`` returns the same series for the same values."""
+
+    def __init__(self, name: str, documentation: str, label_names: Sequence[str]) -> None:
         self.name = name
         self.documentation = documentation
         self.label_names = tuple(label_names)
-        self._series: dict[tuple[str, ...], CounterSeries] = {}
-        registry.register(self)  # type: ignore[arg-type]
+        self._series: dict[tuple[str, ...], SeriesT] = {}
 
-    def labels(self, *values: str) -> CounterSeries:
+    def labels(self, *values: str) -> SeriesT:
         series = self._series.get(values)
         if series is None:
             if len(values) != len(self.label_names):
                 raise ValueError(f"{self.name} takes labels {self.label_names}, got {values!r}")
-            series = self._series.setdefault(values, CounterSeries())
+            series = self._series.setdefault(values, self._new_series())
         return series
+
+    def _new_series(self) -> SeriesT:
+        raise NotImplementedError
+
+
+class LoopCounter(_LoopMetric[CounterSeries]):
+    """A labelled counter for the event loop's thread."""
+
+    def __init__(self, name: str, documentation: str, label_names: Sequence[str], registry: CollectorRegistry) -> None:
+        super().__init__(name, documentation, label_names)
+        registry.register(self)  # type: ignore[arg-type]
+
+    def _new_series(self) -> CounterSeries:
+        return CounterSeries()
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.label_names)
@@ -74,7 +91,7 @@ class LoopCounter:
         yield family
 
 
-class LoopHistogram:
+class LoopHistogram(_LoopMetric[HistogramSeries]):
     """A labelled histogram for the event loop's thread, with fixed bucket bounds in seconds."""
 
     def __init__(
@@ -85,22 +102,14 @@ class LoopHistogram:
         buckets: Sequence[float],
         registry: CollectorRegistry,
     ) -> None:
-        self.name = name
-        self.documentation = documentation
-        self.label_names = tuple(label_names)
+        super().__init__(name, documentation, label_names)
         self.bounds = tuple(sorted(buckets))
-        self._series: dict[tuple[str, ...], HistogramSeries] = {}
         if not self.label_names:
             self.labels()  # a histogram without labels is exported, zeros included, before its first observation
         registry.register(self)  # type: ignore[arg-type]
 
-    def labels(self, *values: str) -> HistogramSeries:
-        series = self._series.get(values)
-        if series is None:
-            if len(values) != len(self.label_names):
-                raise ValueError(f"{self.name} takes labels {self.label_names}, got {values!r}")
-            series = self._series.setdefault(values, HistogramSeries(self.bounds))
-        return series
+    def _new_series(self) -> HistogramSeries:
+        return HistogramSeries(self.bounds)
 
     def observe(self, value: float) -> None:
         """Observe ``value`` in the series without labels, for a histogram declared with none."""
