@@ -33,7 +33,10 @@ HOP_BY_HOP = frozenset(
     }
 )
 FORWARDING = frozenset({b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-real-ip"})
-_DROPPED_TOWARDS_UPSTREAM = frozenset({b"host", b"x-request-id"})
+# uvicorn sends the client its 100 Continue once gate reads the body, so the upstream gets the
+# body at once and no Expect header. Given the header, aiohttp would hold the body back until a
+# 100 Continue that an HTTP/1.0 upstream never sends, and no read timeout runs meanwhile.
+_DROPPED_TOWARDS_UPSTREAM = frozenset({b"expect", b"host", b"x-request-id"})
 _DROPPED_FROM_RESPONSES = HOP_BY_HOP | {b"date"}
 _HOST = frozenset({b"host"})
 _REQUEST_ID_NAME = frozenset({b"x-request-id"})
