@@ -17,6 +17,14 @@ Headers = list[tuple[bytes, bytes]]
 MAX_PARSED_VALUES = 4096
 """Authorization values whose parsed token is kept; past this the store starts over."""
 
+MAX_REMEMBERED_VALUE_BYTES = 4096
+"""Maximum length in bytes of an Authorization value that is kept.
+
+Longer values are parsed on every request, so that a client sending many
+long values cannot make the store hold more than about 32 MiB
+(``MAX_PARSED_VALUES`` entries of the value and its token).
+"""
+
 _parsed: dict[bytes, str] = {}
 
 
@@ -26,9 +34,9 @@ def bearer_token(headers: Headers) -> str:
     No header, or a scheme other than Bearer, is a missing token (bare
     challenge); a repeated header or a token outside the RFC 6750 ``b64token``
     syntax is ``invalid_request``. A client sends the same value on every
-    request until its token expires, so well-formed values are kept with
-    their token, which then also keeps its computed hash for the
-    verified-token cache.
+    request until its token expires, so well-formed values of at most
+    ``MAX_REMEMBERED_VALUE_BYTES`` are kept with their token, which then also
+    keeps its computed hash for the verified-token cache.
     """
     value: bytes | None = None
     for name, header_value in headers:
@@ -49,6 +57,9 @@ def bearer_token(headers: Headers) -> str:
         return token
 
     token = _parse(value)
+    if len(value) > MAX_REMEMBERED_VALUE_BYTES:
+        return token
+
     if len(_parsed) >= MAX_PARSED_VALUES:
         _parsed.clear()
     _parsed[value] = token

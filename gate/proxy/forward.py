@@ -160,7 +160,7 @@ class Forwarder:
                 {
                     "type": "http.response.start",
                     "status": response.status,
-                    "headers": response_headers(list(response.raw_headers)),
+                    "headers": response_headers(list(response.raw_headers), response.status),
                 }
             )
             try:

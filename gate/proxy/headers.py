@@ -33,8 +33,13 @@ HOP_BY_HOP = frozenset(
     }
 )
 FORWARDING = frozenset({b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-real-ip"})
-_DROPPED_TOWARDS_UPSTREAM = frozenset({b"host", b"x-request-id"})
+# uvicorn sends the client its 100 Continue once gate reads the body, so the upstream gets the
+# body at once and no Expect header. Given the header, aiohttp would hold the body back until a
+# 100 Continue that an HTTP/1.0 upstream never sends, and no read timeout runs meanwhile.
+_DROPPED_TOWARDS_UPSTREAM = frozenset({b"expect", b"host", b"x-request-id"})
 _DROPPED_FROM_RESPONSES = HOP_BY_HOP | {b"date"}
+_DROPPED_FROM_BODILESS_RESPONSES = _DROPPED_FROM_RESPONSES | {b"content-length"}
+_BODILESS_STATUSES = frozenset({204, 304})
 _HOST = frozenset({b"host"})
 _REQUEST_ID_NAME = frozenset({b"x-request-id"})
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
@@ -64,14 +69,17 @@ def strip_hop_by_hop(headers: Headers) -> Headers:
     return [(name, value) for name, value in headers if canonical_name(name) not in dropped]
 
 
-def response_headers(raw_headers: Headers) -> Headers:
+def response_headers(raw_headers: Headers, status: int) -> Headers:
     """Return the upstream's response headers as the client gets them.
 
     Hop-by-hop headers go, and so does ``Date``, because uvicorn adds its own
     and a response with two ``Date`` headers is invalid (RFC 9110 section 6.6.1).
+    A 204 or 304 also loses ``Content-Length``. A 304 may carry the length a
+    200 would have had (RFC 9110 section 8.6), but uvicorn 0.55 then expects
+    that many body bytes and raises when the response ends without them.
     """
     folded = [name.lower().replace(b"_", b"-") for name, _ in raw_headers]  # canonical_name, inlined
-    dropped = _DROPPED_FROM_RESPONSES
+    dropped = _DROPPED_FROM_BODILESS_RESPONSES if status in _BODILESS_STATUSES else _DROPPED_FROM_RESPONSES
     if b"connection" in folded:
         dropped = dropped | connection_listed(raw_headers)
     return [header for header, name in zip(raw_headers, folded, strict=True) if name not in dropped]

@@ -163,7 +163,7 @@ def _end_upload(upload: asyncio.Task[None] | None) -> bool:
 
 async def _relay(connection: UpstreamConnection, send: Send, read_timeout: float) -> bool:
     """Stream the response to the client; return whether it was read to its end."""
-    headers = response_headers(connection.headers)
+    headers = response_headers(connection.headers, connection.status)
     await send({"type": "http.response.start", "status": connection.status, "headers": headers})
 
     while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gate.errors import BearerError
+from gate.proxy import bearer
 from gate.proxy.bearer import bearer_token
 
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJyb2JvdCJ9.c2lnbmF0dXJl"
@@ -48,3 +49,14 @@ def test_missing_header_is_missing_token() -> None:
         bearer_token([(b"host", b"gate.test")])
 
     assert rejected.value.reason_id == "missing_token"
+
+
+def test_long_values_not_remembered() -> None:
+    """A client can send many distinct megabyte-long values that parse, and keeping each would take gigabytes."""
+    values = [b"Bearer " + b"%04d" % number + b"a" * 1_000_000 for number in range(3)]
+
+    for value in values:
+        assert bearer_token([(b"authorization", value)]) == value.decode()[len("Bearer ") :]
+
+    remembered = [value for value in values if value in bearer._parsed]
+    assert remembered == []
