@@ -79,3 +79,45 @@ async def test_expired_future_gets_timeout_error() -> None:
     assert waiter.done()
     assert not waiter.cancelled()
     assert isinstance(waiter.exception(), TimeoutError)
+
+
+async def test_short_deadline_fires_among_long_ones() -> None:
+    deadlines = Deadlines()
+    calls: list[str] = []
+
+    for number in range(1000):
+        deadlines.schedule(f"stream-{number}", 60.0, calls.append, "stream")
+    deadlines.schedule("read", 0.0, calls.append, "read")
+    await ticks(3)
+
+    assert calls == ["read"]
+    assert len(deadlines) == 1000
+    deadlines.close()
+
+
+async def test_rescheduled_key_runs_at_its_new_deadline_only() -> None:
+    deadlines = Deadlines()
+    calls: list[str] = []
+
+    deadlines.schedule("read", 0.0, calls.append, "early")
+    deadlines.schedule("read", 60.0, calls.append, "late")
+    await ticks(3)
+
+    assert calls == []
+    assert len(deadlines) == 1
+    deadlines.close()
+
+
+async def test_callback_may_cancel_another_due_one() -> None:
+    deadlines = Deadlines()
+    calls: list[str] = []
+
+    def first(_: object) -> None:
+        calls.append("first")
+        deadlines.cancel("second")
+
+    deadlines.schedule("first", 0.0, first, None)
+    deadlines.schedule("second", 0.0, calls.append, "second")
+    await ticks(3)
+
+    assert calls == ["first"]
