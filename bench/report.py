@@ -71,7 +71,7 @@ class Results:
     inprocess_cold: InProcessCold | None = None
     verify_us: float | None = None  # one PyJWT ES256 verify, in this process
     memory: Memory | None = None
-    rss_run_kib: tuple[int, int, float] | None = None  # VmRSS at start and end, run length in seconds
+    rss_run_kib: tuple[int, int, int, float] | None = None  # VmRSS at start, middle and end; run length in seconds
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def rate(self, key: str) -> float | None:
@@ -215,7 +215,7 @@ def print_ratios(results: Results, repeat: int) -> None:
     lines.append(("gate peak RSS MiB while streaming", peak, "{:.0f}", target_note(peak, 150, False, "< 150")))
     growth = None
     if results.rss_run_kib is not None:
-        growth = (results.rss_run_kib[1] - results.rss_run_kib[0]) / 1024
+        growth = (results.rss_run_kib[2] - results.rss_run_kib[0]) / 1024
     lines.append(("gate RSS growth MiB over load run", growth, "{:+.1f}", "information (target: no growth)"))
 
     latency_gate, latency_direct = results.rows.get("latency-gate"), results.rows.get("latency-direct")
@@ -256,6 +256,6 @@ def print_memory(results: Results) -> None:
             f" ({memory.download_mib_per_second:.0f} MiB/s)"
         )
     if results.rss_run_kib is not None:
-        start, end, seconds = results.rss_run_kib
-        print(f"memory: gate VmRSS {start / 1024:.1f} MiB at the start and {end / 1024:.1f} MiB at the end of a"
-              f" {seconds:g} s load run")  # fmt: skip
+        start, middle, end, seconds = results.rss_run_kib
+        print(f"memory: gate VmRSS {start / 1024:.1f} MiB at the start, {middle / 1024:.1f} MiB half-way and"
+              f" {end / 1024:.1f} MiB at the end of a {seconds:g} s load run, after a warm-up")  # fmt: skip

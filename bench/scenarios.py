@@ -33,6 +33,8 @@ PACKAGES = ("gate", "uvicorn", "uvloop", "httptools", "starlette", "aiohttp", "P
 # The cold run's token count assumes this rate when no warm rate was measured before it.
 # gate served 3,000 to 4,000 req/s on the machine of bench/README.md.
 COLD_RATE_GUESS = 6000.0
+RSS_WARMUP_SECONDS = 5.0
+"""Load before the RSS run's first reading."""
 GATE_SCENARIOS = frozenset({"public", "protected", "token", "cold", "latency", "memory", "rss"})
 # Measured in alternation, one run of each per round, so that their ratios compare runs made moments apart.
 ROTATION = ("direct", "bare", "public", "protected", "nginx")
@@ -267,7 +269,15 @@ class Bench:
         assert self.gate is not None
         seconds = self.arguments.rss_seconds
         url = self.gate.url + fixtures.PROTECTED_PREFIX + "small"
+
+        def load(length: float) -> None:
+            run_wrk(url, length, self.arguments.connections, self.arguments.wrk_cpu, headers=self.auth_header)
+
+        # A warm-up first, so that what a fresh process allocates once (caches, pools) is not read as growth.
+        load(min(RSS_WARMUP_SECONDS, seconds))
         start = memory_kib(self.gate.pid, "VmRSS")
-        run_wrk(url, seconds, self.arguments.connections, self.arguments.wrk_cpu, headers=self.auth_header)
+        load(seconds / 2)
+        middle = memory_kib(self.gate.pid, "VmRSS")
+        load(seconds / 2)
         end = memory_kib(self.gate.pid, "VmRSS")
-        self.results.rss_run_kib = (start, end, seconds)
+        self.results.rss_run_kib = (start, middle, end, seconds)
