@@ -34,6 +34,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from yarl import URL
 
+from gate.proxy.forward import has_body
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -158,15 +160,6 @@ class BareProxy:
             async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
-
-
-def has_body(headers: Headers) -> bool:
-    for name, value in headers:
-        if name == b"content-length":
-            return value.strip() != b"0"
-        if name == b"transfer-encoding":
-            return True
-    return False
 
 
 async def request_body(receive: Receive) -> AsyncIterator[bytes]:

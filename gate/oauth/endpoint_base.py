@@ -8,10 +8,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gate.config.snapshot import Snapshot, SnapshotHolder
+from gate.config.snapshot import Client, Snapshot, SnapshotHolder
 from gate.errors import OAuthError
-from gate.oauth.client_auth import ClientAuthenticator
-from gate.oauth.decision import Decision
+from gate.oauth.client_auth import AuthContext, ClientAuthenticator
+from gate.oauth.decision import Decision, require_post
+from gate.oauth.request import TokenRequest, read_token_request
 from gate.oauth.responses import error_response
 from gate.state import SharedState
 
@@ -55,6 +56,22 @@ class OAuthEndpoint:
         decision.log()
         self.observe(decision)
         return response
+
+    async def authenticate_form(
+        self, request: Request, snapshot: Snapshot, decision: Decision, path: str
+    ) -> tuple[Client, TokenRequest]:
+        """Read the POSTed form of an endpoint at ``path`` and authenticate its client as the token endpoint does.
+
+        Introspection (RFC 7662 section 2.1) and revocation (RFC 7009 section
+        2.1) authenticate their callers this way.
+        """
+        require_post(request)
+        form_request = await read_token_request(request)
+
+        endpoint_url = snapshot.config.issuer.rstrip("/") + path
+        context = AuthContext(snapshot, self.state, endpoint_url, None)
+        client, _ = await self.authenticator.authenticate(form_request, context, decision)
+        return client, form_request
 
     async def handle(self, request: Request, snapshot: Snapshot, decision: Decision) -> Response:
         raise NotImplementedError

@@ -15,11 +15,10 @@ from starlette.responses import Response
 
 from gate.config.snapshot import Snapshot, SnapshotHolder
 from gate.errors import BearerError, OAuthError
-from gate.oauth.client_auth import AuthContext
-from gate.oauth.decision import Decision, require_post
+from gate.oauth.decision import Decision
 from gate.oauth.endpoint_base import OAuthEndpoint
 from gate.oauth.form import invalid_request
-from gate.oauth.request import TokenRequest, read_token_request
+from gate.oauth.request import TokenRequest
 from gate.oauth.responses import json_response
 from gate.state import SharedState
 from gate.tokens.revocation_list import RevocationList
@@ -38,12 +37,8 @@ class IntrospectionEndpoint(OAuthEndpoint):
         self.revocations = RevocationList(state)
 
     async def handle(self, request: Request, snapshot: Snapshot, decision: Decision) -> Response:
-        require_post(request)
-        introspection_request = await read_token_request(request)
-
-        endpoint_url = snapshot.config.issuer.rstrip("/") + snapshot.config.token_endpoint.introspection_path
-        context = AuthContext(snapshot, self.state, endpoint_url, None)
-        client, _ = await self.authenticator.authenticate(introspection_request, context, decision)
+        path = snapshot.config.token_endpoint.introspection_path
+        client, introspection_request = await self.authenticate_form(request, snapshot, decision, path)
         if not client.introspection:
             raise OAuthError(
                 "unauthorized_client", "This client may not introspect tokens.", reason_id="introspection_not_allowed"

@@ -16,11 +16,9 @@ from starlette.responses import Response
 
 from gate.config.snapshot import Client, Snapshot, SnapshotHolder
 from gate.errors import BearerError, OAuthError
-from gate.oauth.client_auth import AuthContext
-from gate.oauth.decision import Decision, require_post
+from gate.oauth.decision import Decision
 from gate.oauth.endpoint_base import OAuthEndpoint
 from gate.oauth.form import invalid_request
-from gate.oauth.request import read_token_request
 from gate.oauth.responses import json_response
 from gate.state import SharedState
 from gate.state.base import SharedStateUnavailableError
@@ -37,12 +35,8 @@ class RevocationEndpoint(OAuthEndpoint):
         self.revocations = RevocationList(state)
 
     async def handle(self, request: Request, snapshot: Snapshot, decision: Decision) -> Response:
-        require_post(request)
-        revocation_request = await read_token_request(request)
-
-        endpoint_url = snapshot.config.issuer.rstrip("/") + snapshot.config.token_endpoint.revocation_path
-        context = AuthContext(snapshot, self.state, endpoint_url, None)
-        client, _ = await self.authenticator.authenticate(revocation_request, context, decision)
+        path = snapshot.config.token_endpoint.revocation_path
+        client, revocation_request = await self.authenticate_form(request, snapshot, decision, path)
         if client.revocation == "none":
             raise _unauthorized("This client may not revoke tokens.", "revocation_not_allowed")
 

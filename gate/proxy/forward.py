@@ -106,7 +106,7 @@ class Forwarder:
         client's connection, so the client sees a truncated body and never a
         complete-looking one.
         """
-        body = RequestBody(receive, has_body=_has_body(scope["headers"]))
+        body = RequestBody(receive, has_body=has_body(scope["headers"]))
         # current_task() without a loop looks the loop up, which costs a system call (getpid) on Python 3.11.
         task = asyncio.current_task(self._loop)
         watch = _DisconnectWatch(body, task, self.deadlines)
@@ -206,7 +206,8 @@ class ReuseCheckingConnector(aiohttp.TCPConnector):
         return await super()._get(key, traces)
 
 
-def _has_body(headers: Headers) -> bool:
+def has_body(headers: Headers) -> bool:
+    """Tell whether a request with ``headers`` has a body: a non-zero Content-Length or any Transfer-Encoding."""
     for name, value in headers:
         if name == b"content-length":
             return value.strip() != b"0"
