@@ -5,8 +5,8 @@ socket's buffer is empty. gate's server protocol (``gate.http_protocol``)
 and its upstream connections (``gate.proxy.native_connection``) write a
 message in several parts, so they write through ``CoalescingTransport``,
 which joins the parts of one step. Nothing waits longer than the current
-step: a streamed body still leaves part by part, and flow control still
-sees every byte, one step later.
+step: a streamed body still leaves part by part, and every byte still
+reaches the transport's flow control, one step later.
 """
 
 from __future__ import annotations

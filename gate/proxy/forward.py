@@ -178,16 +178,16 @@ class Forwarder:
 
 
 class ReuseCheckingConnector(aiohttp.TCPConnector):
-    """An aiohttp connector that never reuses a pooled connection holding bytes nobody requested.
+    """An aiohttp connector that never reuses a pooled connection holding unrequested bytes.
 
     aiohttp reuses any pooled connection that is still open. Bytes an
     upstream sends after a complete response are parsed as a response of
     their own and wait in the connection's protocol, so the next request on
-    that connection would get them as its response: a response meant for
-    nobody, or one client's data handed to another. Such a connection
+    that connection would get them as its response: a response no request
+    asked for, or one client's data handed to another. Such a connection
     reports ``should_close`` and is closed here instead of reused. This
-    overrides a private method of aiohttp (``_get``, present in 3.10 to
-    3.14), so ``tests/proxy/test_aiohttp_reuse.py`` fails if it stops working.
+    overrides a private method of aiohttp (``_get``, read in aiohttp 3.14),
+    so ``tests/proxy/test_aiohttp_reuse.py`` fails if it stops working.
     """
 
     async def _get(self, key: Any, traces: list[Any]) -> Any:

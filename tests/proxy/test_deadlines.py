@@ -95,7 +95,7 @@ async def test_short_deadline_fires_among_long_ones() -> None:
     deadlines.close()
 
 
-async def test_rescheduled_key_runs_at_its_new_deadline_only() -> None:
+async def test_rescheduled_key_keeps_new_deadline() -> None:
     deadlines = Deadlines()
     calls: list[str] = []
 
